@@ -1,0 +1,188 @@
+"""Fixtures shared by the tests: a fresh MLflow store per test, and scripts run as a reader would.
+
+Every test gets its own SQLite store in its own temporary folder. Creating an MLflow database
+runs all of MLflow's schema migrations (seconds), so one empty database is made per session and
+copied for each test: still a real, current MLflow store.
+
+Processes a test starts live in their own process group (`start_new_session=True`) and the
+fixtures that start them kill the whole group afterwards, also when the test fails.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+REPO = Path(__file__).resolve().parents[1]
+DATA = REPO / "data" / "breast_cancer.csv"
+PYTHON = sys.executable
+BIN = Path(PYTHON).parent
+
+# Words that must never appear in the output of a clean run.
+NOISE = ("Warning", "warning:", "deprecated", "Deprecated", "Traceback")
+
+# Small settings keep the suite fast; the scripts' defaults are exercised by `make demo`.
+FAST_RFC = ["--n-estimators", "20"]
+FAST_ANN = ["--hidden-layers", "16", "--learning-rate", "0.01"]
+
+
+def base_env() -> dict[str, str]:
+    """The environment a reader's shell would have, minus anything pointing at a real store."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
+    env["MLFLOW_DISABLE_TELEMETRY"] = "true"
+    env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
+    return env
+
+
+@dataclass
+class Store:
+    """One test's MLflow store: a SQLite file and an artifact folder under `root`."""
+
+    root: Path
+    uri: str
+    env: dict[str, str] = field(default_factory=base_env)
+
+    @property
+    def client(self) -> MlflowClient:
+        return MlflowClient(tracking_uri=self.uri, registry_uri=self.uri)
+
+    def run(
+        self,
+        script: str,
+        *args: str,
+        check: bool = True,
+        timeout: float = 240,
+        cwd: Path | None = None,
+        env: dict[str, str] | None = None,
+    ):
+        """Run one of the tutorial's scripts the way the README says, against this store."""
+        return run_command(
+            [PYTHON, str(REPO / script), *args],
+            env=env or self.env,
+            cwd=cwd or self.root,
+            check=check,
+            timeout=timeout,
+        )
+
+    def experiment_runs(self, name: str):
+        experiment = self.client.get_experiment_by_name(name)
+        assert experiment is not None, f"no experiment {name!r}"
+        return self.client.search_runs(
+            [experiment.experiment_id], order_by=["attributes.start_time ASC"]
+        )
+
+
+def run_command(command, *, env, cwd, check=True, timeout=240):
+    result = subprocess.run(
+        command,
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(
+            f"{' '.join(map(str, command))} exited {result.returncode}\n"
+            f"stdout:\n{result.stdout}\nstderr:\n{result.stderr}"
+        )
+    return result
+
+
+def assert_clean(result) -> None:
+    """A clean run prints no warning, deprecation notice or traceback."""
+    output = result.stdout + result.stderr
+    for word in NOISE:
+        assert word not in output, f"{word!r} in output:\n{output}"
+
+
+@pytest.fixture(scope="session")
+def empty_store_db(tmp_path_factory) -> Path:
+    """An empty, fully migrated MLflow database, made once and copied by `store`."""
+    path = tmp_path_factory.mktemp("template") / "mlflow.db"
+    MlflowClient(tracking_uri=f"sqlite:///{path}").search_experiments()
+    return path
+
+
+@pytest.fixture
+def store(tmp_path, empty_store_db) -> Store:
+    """A fresh SQLite store for this test; scripts run with their cwd in its folder."""
+    db = tmp_path / "mlflow.db"
+    shutil.copyfile(empty_store_db, db)
+    uri = f"sqlite:///{db}"
+    result = Store(root=tmp_path, uri=uri)
+    result.env["MLFLOW_TRACKING_URI"] = uri
+    return result
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for_http(url: str, process: subprocess.Popen, timeout: float = 90) -> None:
+    """Poll `url` until it answers 200, failing early if the process dies."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(f"server exited with {process.returncode} before answering {url}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.3)
+    raise AssertionError(f"{url} did not answer within {timeout}s")
+
+
+def stop_process_group(process: subprocess.Popen) -> None:
+    """Stop a process started with start_new_session=True, and everything it started."""
+    if process.poll() is None:
+        try:
+            os.killpg(process.pid, signal.SIGTERM)
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            pass
+    try:
+        os.killpg(process.pid, signal.SIGKILL)  # leftovers: gunicorn/uvicorn workers
+    except ProcessLookupError:
+        pass
+    process.wait(timeout=10)
+
+
+@pytest.fixture
+def start_process():
+    """Start background processes in their own process group; kill each group afterwards."""
+    started: list[subprocess.Popen] = []
+
+    def start(command, *, env, cwd, log: Path | None = None) -> subprocess.Popen:
+        out = open(log, "w") if log else subprocess.DEVNULL
+        process = subprocess.Popen(
+            command,
+            env=env,
+            cwd=cwd,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT if log else subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        started.append(process)
+        return process
+
+    yield start
+    for process in started:
+        stop_process_group(process)

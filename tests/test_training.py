@@ -1,0 +1,323 @@
+"""The training scripts, run exactly as the README says, checked through the MLflow store."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import time
+
+import mlflow
+import pandas as pd
+import pytest
+import skops.io
+from mlflow.artifacts import download_artifacts
+from mlflow.entities import RunStatus
+from sklearn.metrics import accuracy_score
+from sklearn.model_selection import train_test_split
+
+from conftest import DATA, FAST_ANN, FAST_RFC, PYTHON, REPO, assert_clean, run_command
+
+RFC_EXPERIMENT = "breast-cancer-random-forest"
+ANN_EXPERIMENT = "breast-cancer-neural-network"
+
+SCRIPTS = {
+    "train_rfc.py": {
+        "experiment": RFC_EXPERIMENT,
+        "args": [*FAST_RFC, "--max-depth", "4", "--min-samples-leaf", "2"],
+        "params": {
+            "n_estimators": "20",
+            "max_depth": "4",
+            "min_samples_leaf": "2",
+            "max_features": "sqrt",
+            "random_state": "42",
+        },
+        "trusted": ["sklearn.tree._tree.Tree"],
+    },
+    "train_ann.py": {
+        "experiment": ANN_EXPERIMENT,
+        "args": [*FAST_ANN, "--alpha", "0.01", "--activation", "tanh"],
+        "params": {
+            "hidden_layer_sizes": "(16,)",
+            "alpha": "0.01",
+            "learning_rate_init": "0.01",
+            "max_iter": "500",
+            "activation": "tanh",
+            "random_state": "42",
+        },
+        "trusted": ["sklearn.neural_network._stochastic_optimizers.AdamOptimizer"],
+    },
+}
+METRICS = {"test_accuracy", "test_precision", "test_recall", "test_f1", "test_roc_auc"}
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def only_run(store, experiment):
+    runs = store.experiment_runs(experiment)
+    assert len(runs) == 1, [r.info.run_name for r in runs]
+    return runs[0]
+
+
+@pytest.mark.parametrize("script", SCRIPTS)
+def test_a_run_records_params_metrics_figure_data_and_a_model_that_reproduces_its_score(
+    store, script
+):
+    spec = SCRIPTS[script]
+    result = store.run(script, *spec["args"], "--run-name", "checked")
+    assert_clean(result)
+    run = only_run(store, spec["experiment"])
+    assert run.info.status == "FINISHED"
+    assert run.info.run_name == "checked"
+    assert run.info.run_id in result.stdout and "checked" in result.stdout
+
+    # Every hyperparameter the reader set, plus where the data came from.
+    for key, value in spec["params"].items():
+        assert run.data.params[key] == value, key
+    assert run.data.params["data"] == "breast_cancer.csv"
+    assert run.data.params["target"] == "diagnosis"
+    assert run.data.params["test_size"] == "0.2"
+    assert run.data.tags["script"] == script
+
+    assert set(run.data.metrics) == METRICS
+    assert all(0 <= value <= 1 for value in run.data.metrics.values()), run.data.metrics
+    for name, value in run.data.metrics.items():
+        assert f"{name:<15}{value:.4f}" in result.stdout
+
+    # The confusion matrix is a real PNG in the run, and nothing was left in the cwd.
+    png = download_artifacts(
+        run_id=run.info.run_id, artifact_path="confusion_matrix.png", tracking_uri=store.uri
+    )
+    with open(png, "rb") as handle:
+        assert handle.read(8) == PNG_MAGIC
+    assert sorted(p.name for p in store.root.iterdir()) == ["mlflow.db", "mlruns"]
+
+    # The training split is recorded as an MLflow dataset with its target.
+    (dataset_input,) = run.inputs.dataset_inputs
+    assert dataset_input.dataset.name == "breast_cancer"
+    assert dataset_input.tags[0].value == "training"
+    assert (
+        '"diagnosis"' in dataset_input.dataset.profile
+        or "diagnosis" in dataset_input.dataset.schema
+    )
+
+    # The model loads through pyfunc and scores the same test split as logged.
+    mlflow.set_tracking_uri(store.uri)
+    (logged_model,) = mlflow.search_logged_models(
+        experiment_ids=[run.info.experiment_id], output_format="list"
+    )
+    assert logged_model.source_run_id == run.info.run_id
+    model = mlflow.pyfunc.load_model(f"models:/{logged_model.model_id}")
+    frame = pd.read_csv(DATA)
+    X, y = frame.drop(columns="diagnosis"), frame["diagnosis"]
+    _, X_test, _, y_test = train_test_split(X, y, test_size=0.2, stratify=y, random_state=42)
+    assert accuracy_score(y_test, model.predict(X_test)) == pytest.approx(
+        run.data.metrics["test_accuracy"]
+    )
+    assert [c.name for c in model.metadata.get_input_schema().inputs] == list(X.columns)
+
+    # Stored with skops, trusting exactly the types the model needs and no more.
+    local = download_artifacts(artifact_uri=logged_model.artifact_location)
+    flavor = model.metadata.flavors["sklearn"]
+    assert flavor["serialization_format"] == "skops"
+    assert flavor["skops_trusted_types"] == spec["trusted"]
+    untrusted = skops.io.get_untrusted_types(file=os.path.join(local, flavor["pickled_model"]))
+    assert untrusted == spec["trusted"]
+
+
+def test_the_two_model_families_land_in_two_experiments(store):
+    store.run("train_rfc.py", *FAST_RFC)
+    store.run("train_ann.py", *FAST_ANN)
+    rfc, ann = only_run(store, RFC_EXPERIMENT), only_run(store, ANN_EXPERIMENT)
+    assert rfc.info.experiment_id != ann.info.experiment_id
+    assert rfc.data.tags["model_family"] == "random_forest"
+    assert ann.data.tags["model_family"] == "neural_network"
+
+
+def test_experiment_id_and_name_choose_where_the_run_goes(store):
+    experiment_id = store.client.create_experiment("by-id")
+    store.run("train_rfc.py", *FAST_RFC, "--experiment-id", experiment_id)
+    store.run("train_rfc.py", *FAST_RFC, "--experiment-name", "by-name")
+    assert len(store.experiment_runs("by-id")) == 1
+    assert len(store.experiment_runs("by-name")) == 1
+    assert store.client.get_experiment_by_name(RFC_EXPERIMENT) is None
+
+
+def test_a_users_csv_with_string_labels_and_three_classes(store, tmp_path):
+    frame = pd.read_csv(DATA).iloc[:, :4]
+    frame["size"] = pd.qcut(frame["mean_radius"], 3, labels=["small", "medium", "large"])
+    frame["count"] = range(len(frame))  # an integer column must be fine too
+    csv = tmp_path / "mine.csv"
+    frame.to_csv(csv, index=False)
+    result = store.run(
+        "train_ann.py", *FAST_ANN, "--data", str(csv), "--target", "size", "--max-iter", "1000"
+    )
+    assert_clean(result)
+    run = only_run(store, ANN_EXPERIMENT)
+    assert set(run.data.metrics) == METRICS
+    assert all(0 <= value <= 1 for value in run.data.metrics.values())
+    assert run.data.params["data"] == "mine.csv"
+
+
+def test_a_run_from_another_directory_lands_in_the_same_default_store(tmp_path):
+    """Without MLFLOW_TRACKING_URI, the store is <repo>/mlflow.db whatever the cwd.
+
+    The scripts are copied to a scratch "clone" so the test never writes to this checkout.
+    """
+    clone = tmp_path / "clone"
+    (clone / "data").mkdir(parents=True)
+    for name in ("train_rfc.py", "tutorial_plumbing.py"):
+        shutil.copy(REPO / name, clone / name)
+    shutil.copy(DATA, clone / "data" / DATA.name)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    from conftest import base_env
+
+    env = base_env()
+    for cwd in (clone, elsewhere):
+        run_command([PYTHON, str(clone / "train_rfc.py"), *FAST_RFC], env=env, cwd=cwd)
+    assert sorted(p.name for p in elsewhere.iterdir()) == []
+    assert (clone / "mlflow.db").is_file()
+
+    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{clone / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name(RFC_EXPERIMENT)
+    assert experiment.artifact_location == (clone / "mlruns" / RFC_EXPERIMENT).as_uri()
+    runs = client.search_runs([experiment.experiment_id])
+    assert len(runs) == 2
+    for run in runs:
+        assert run.info.artifact_uri.startswith((clone / "mlruns").as_uri())
+        assert (
+            clone
+            / "mlruns"
+            / RFC_EXPERIMENT
+            / run.info.run_id
+            / "artifacts"
+            / "confusion_matrix.png"
+        ).is_file()
+
+
+# --- Bad input: one line on stderr, a non-zero exit, and no run left RUNNING --------------
+
+
+def write(tmp_path, name, content):
+    path = tmp_path / name
+    path.write_bytes(content) if isinstance(content, bytes) else path.write_text(content)
+    return str(path)
+
+
+def csv_text(frame: pd.DataFrame) -> str:
+    return frame.to_csv(index=False)
+
+
+BAD_INPUTS = {
+    "missing file": (lambda d: ["--data", str(d / "nope.csv")], "data file not found"),
+    "empty file": (lambda d: ["--data", write(d, "empty.csv", "")], "is empty"),
+    "not a csv": (
+        lambda d: ["--data", write(d, "image.csv", b"\x89PNG\r\n\x1a\n\x00\xff\xfe" * 50)],
+        "is not a readable CSV file",
+    ),
+    "target absent": (
+        lambda d: ["--target", "label"],
+        "has no column 'label' (columns: mean_radius, mean_texture",
+    ),
+    "text feature": (
+        lambda d: [
+            "--data",
+            write(
+                d,
+                "text.csv",
+                csv_text(
+                    pd.read_csv(DATA).assign(
+                        mean_radius=lambda f: f["mean_radius"].astype(str) + "mm"
+                    )
+                ),
+            ),
+        ],
+        "feature column 'mean_radius'",
+    ),
+    "one class": (
+        lambda d: [
+            "--data",
+            write(d, "one.csv", csv_text(pd.read_csv(DATA).assign(diagnosis="benign"))),
+        ],
+        "has only one class ('benign')",
+    ),
+    "zero trees": (
+        lambda d: ["--n-estimators", "0"],
+        "--n-estimators: must be a whole number >= 1",
+    ),
+    "negative test size": (
+        lambda d: ["--test-size", "1.5"],
+        "--test-size: must be between 0 and 1",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", BAD_INPUTS)
+def test_bad_input_is_one_clear_line_and_leaves_no_running_run(store, tmp_path, case):
+    make_args, expected = BAD_INPUTS[case]
+    result = store.run("train_rfc.py", *make_args(tmp_path), check=False)
+    assert result.returncode != 0
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert expected in lines[0]
+    assert "Traceback" not in result.stderr
+    runs = store.client.search_runs([e.experiment_id for e in store.client.search_experiments()])
+    assert [r for r in runs if r.info.status == "RUNNING"] == []
+
+
+@pytest.mark.parametrize(
+    "args,expected",
+    [
+        (["--alpha", "-1"], "--alpha: must be a number >= 0"),
+        (["--hidden-layers", "64,x"], "--hidden-layers: must be sizes >= 1"),
+        (["--max-iter", "0"], "--max-iter: must be a whole number >= 1"),
+    ],
+)
+def test_bad_network_settings_are_refused_before_any_run(store, args, expected):
+    result = store.run("train_ann.py", *args, check=False)
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1 and expected in result.stderr
+    assert store.client.get_experiment_by_name(ANN_EXPERIMENT) is None
+
+
+def test_unknown_experiment_id_is_refused(store):
+    result = store.run("train_rfc.py", "--experiment-id", "424242", check=False)
+    assert result.returncode == 1
+    assert result.stderr.strip() == f"error: no experiment with id '424242' in {store.uri}"
+
+
+def test_ctrl_c_during_training_ends_the_run_as_failed(store):
+    # A forest big enough that training is still going when the signal arrives.
+    process = subprocess.Popen(
+        [PYTHON, str(REPO / "train_rfc.py"), "--n-estimators", "50000"],
+        env=store.env,
+        cwd=store.root,
+        stderr=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        runs = []
+        while time.monotonic() < deadline and not runs:
+            time.sleep(0.5)
+            experiment = store.client.get_experiment_by_name(RFC_EXPERIMENT)
+            if experiment:
+                runs = store.client.search_runs([experiment.experiment_id])
+        assert runs and runs[0].info.status == "RUNNING"
+        time.sleep(1)  # let log_params/log_input finish, so training is what gets interrupted
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+    assert process.returncode == 130
+    assert stderr.strip().splitlines() == [
+        "error: interrupted (a run in progress was ended as FAILED)"
+    ]
+    run = store.client.get_run(runs[0].info.run_id)
+    assert run.info.status == RunStatus.to_string(RunStatus.FAILED)
+    assert run.data.params["n_estimators"] == "50000"  # what was logged before is kept
