@@ -5,6 +5,8 @@ BIN := $(VENV)/bin
 UI_PORT ?= 5000
 # Keep MLflow's anonymous usage telemetry off in everything make starts.
 export MLFLOW_DISABLE_TELEMETRY := true
+# `mlflow ui` would also start background job workers for GenAI features this tutorial never uses.
+export MLFLOW_SERVER_ENABLE_JOB_EXECUTION := false
 
 .PHONY: demo train test lint ui clean
 

@@ -14,23 +14,14 @@ every one of them needs around those calls:
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import mlflow
 import pandas as pd
-import seaborn as sns
-from matplotlib.figure import Figure
 from mlflow.exceptions import MlflowException
-from sklearn.metrics import (
-    accuracy_score,
-    confusion_matrix,
-    f1_score,
-    precision_score,
-    recall_score,
-    roc_auc_score,
-)
 
 REPO_ROOT = Path(__file__).resolve().parent
 DEFAULT_DATA = REPO_ROOT / "data" / "breast_cancer.csv"
@@ -103,8 +94,8 @@ def resolve_experiment(name: str, experiment_id: str | None = None) -> str:
 # --- The data -----------------------------------------------------------------------------
 
 
-def load_dataset(path: str | Path, target: str) -> tuple[pd.DataFrame, pd.Series]:
-    """Read a CSV into numeric features X and labels y, or say in one line what is wrong."""
+def read_csv(path: str | Path) -> pd.DataFrame:
+    """Read a CSV with at least one row, or say in one line why it cannot be read."""
     path = Path(path)
     if not path.is_file():
         raise TutorialError(f"data file not found: {path}")
@@ -117,6 +108,12 @@ def load_dataset(path: str | Path, target: str) -> tuple[pd.DataFrame, pd.Series
         raise TutorialError(f"{path} is not a readable CSV file ({reason})") from None
     if frame.empty:
         raise TutorialError(f"{path} has a header but no rows")
+    return frame
+
+
+def load_dataset(path: str | Path, target: str) -> tuple[pd.DataFrame, pd.Series]:
+    """Read a CSV into numeric features X and labels y, or say in one line what is wrong."""
+    frame = read_csv(path)
     if target not in frame.columns:
         columns = ", ".join(map(str, frame.columns))
         raise TutorialError(f"{path} has no column {target!r} (columns: {columns})")
@@ -163,6 +160,15 @@ def classification_metrics(y_true, y_pred, y_proba, classes) -> dict[str, float]
     Binary problems score the second class (`classes[1]`, "malignant" here) as the positive
     one, as scikit-learn does; with more classes, each score is the macro average.
     """
+    # Imported here, like seaborn below: register_model.py and predict.py never need them.
+    from sklearn.metrics import (
+        accuracy_score,
+        f1_score,
+        precision_score,
+        recall_score,
+        roc_auc_score,
+    )
+
     if len(classes) == 2:
         averaged = {"average": "binary", "pos_label": classes[1]}
         roc_auc = roc_auc_score(y_true == classes[1], y_proba[:, 1])
@@ -178,8 +184,12 @@ def classification_metrics(y_true, y_pred, y_proba, classes) -> dict[str, float]
     }
 
 
-def confusion_matrix_figure(y_true, y_pred, classes, title: str) -> Figure:
+def confusion_matrix_figure(y_true, y_pred, classes, title: str):
     """The confusion matrix as a seaborn heatmap: rows are the truth, columns the prediction."""
+    import seaborn as sns
+    from matplotlib.figure import Figure
+    from sklearn.metrics import confusion_matrix
+
     matrix = confusion_matrix(y_true, y_pred, labels=classes)
     # A bare Figure, not pyplot: nothing global to close, and no display needed.
     figure = Figure(figsize=(5, 4), layout="constrained")
@@ -313,6 +323,10 @@ def exit_on_error(main: Callable[[], object]) -> None:
         main()
     except TutorialError as exc:
         sys.exit(f"error: {exc}")
+    except BrokenPipeError:
+        # `python predict.py | head` closed our stdout early: not an error worth a traceback.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(1)
     except KeyboardInterrupt:
         print("error: interrupted (a run in progress was ended as FAILED)", file=sys.stderr)
         sys.exit(130)

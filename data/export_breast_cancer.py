@@ -1,9 +1,13 @@
-"""Write data/breast_cancer.csv from the copy of the dataset that ships inside scikit-learn.
+"""Write the tutorial's data files from the copy of the dataset that ships inside scikit-learn.
 
 Run from the repository root:  python data/export_breast_cancer.py
-The output is committed, so the tutorial never downloads anything at run time.
+The outputs are committed, so the tutorial never downloads anything at run time:
+- breast_cancer.csv: the whole dataset, 569 rows, 30 features and the diagnosis;
+- sample_rows.csv: five rows without the diagnosis, for predict.py;
+- sample_request.json: the same five rows as a `dataframe_split` request for the model server.
 """
 
+import json
 from pathlib import Path
 
 from sklearn.datasets import load_breast_cancer
@@ -13,4 +17,11 @@ frame = bunch.frame.rename(columns=lambda name: name.replace(" ", "_"))
 # Spell the target out: "malignant" reads better in a confusion matrix than 0.
 frame = frame.rename(columns={"target": "diagnosis"})
 frame["diagnosis"] = frame["diagnosis"].map(dict(enumerate(bunch.target_names)))
-frame.to_csv(Path(__file__).with_name("breast_cancer.csv"), index=False)
+here = Path(__file__).parent
+frame.to_csv(here / "breast_cancer.csv", index=False)
+
+# Rows 1 and 20-23: two malignant and three benign tumours.
+sample = frame.iloc[[0, 19, 20, 21, 22]].drop(columns="diagnosis")
+sample.to_csv(here / "sample_rows.csv", index=False)
+request = {"dataframe_split": sample.to_dict(orient="split", index=False)}
+(here / "sample_request.json").write_text(json.dumps(request) + "\n")

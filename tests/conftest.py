@@ -41,6 +41,8 @@ def base_env() -> dict[str, str]:
     """The environment a reader's shell would have, minus anything pointing at a real store."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
     env["MLFLOW_DISABLE_TELEMETRY"] = "true"
+    # Servers skip the background job workers (GenAI evaluation jobs) this tutorial never uses.
+    env["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] = "false"
     env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
     return env
 
@@ -116,15 +118,43 @@ def empty_store_db(tmp_path_factory) -> Path:
     return path
 
 
+def store_from(db_template: Path, folder: Path) -> Store:
+    db = folder / "mlflow.db"
+    shutil.copyfile(db_template, db)
+    uri = f"sqlite:///{db}"
+    result = Store(root=folder, uri=uri)
+    result.env["MLFLOW_TRACKING_URI"] = uri
+    return result
+
+
 @pytest.fixture
 def store(tmp_path, empty_store_db) -> Store:
     """A fresh SQLite store for this test; scripts run with their cwd in its folder."""
-    db = tmp_path / "mlflow.db"
-    shutil.copyfile(empty_store_db, db)
-    uri = f"sqlite:///{db}"
-    result = Store(root=tmp_path, uri=uri)
-    result.env["MLFLOW_TRACKING_URI"] = uri
-    return result
+    return store_from(empty_store_db, tmp_path)
+
+
+# Three runs in two experiments, trained once per session by the real scripts: a weak forest
+# ("stump"), a normal one ("forest") and a network ("network").
+TRAINED_RUNS = {
+    "stump": ("train_rfc.py", "--n-estimators", "2", "--max-depth", "1"),
+    "forest": ("train_rfc.py", *FAST_RFC),
+    "network": ("train_ann.py", *FAST_ANN),
+}
+
+
+@pytest.fixture(scope="session")
+def trained_store_db(tmp_path_factory, empty_store_db) -> Path:
+    """A database holding TRAINED_RUNS. Their artifacts stay in this session folder, read-only."""
+    template = store_from(empty_store_db, tmp_path_factory.mktemp("trained"))
+    for run_name, (script, *args) in TRAINED_RUNS.items():
+        template.run(script, *args, "--run-name", run_name)
+    return template.root / "mlflow.db"
+
+
+@pytest.fixture
+def trained_store(tmp_path, trained_store_db) -> Store:
+    """This test's own copy of the trained database: what it registers stays its own."""
+    return store_from(trained_store_db, tmp_path)
 
 
 def free_port() -> int:

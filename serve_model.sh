@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# Serve the champion model over HTTP with `mlflow models serve`.
+#
+# What you learn here: a registered model is served by name and alias, never by path, so
+# promoting or rolling back (register_model.py) changes what the next server start serves.
+#
+#   ./serve_model.sh                  # http://127.0.0.1:5001, the store at the repository root
+#   PORT=6000 ./serve_model.sh        # another port
+#   WORKERS=2 ./serve_model.sh        # two worker processes for more throughput
+#
+# Settings (environment variables, defaults in brackets):
+#   PORT [5001]   MODEL_NAME [breast-cancer-classifier]   ALIAS [champion]   WORKERS [1]
+#   HOST [127.0.0.1]: only this machine can connect. HOST=0.0.0.0 lets anyone on your network
+#     send requests: the model server has no authentication at all.
+#   MLFLOW_TRACKING_URI [sqlite:///<repository>/mlflow.db]: the store the model is read from.
+set -euo pipefail
+
+repo="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+PORT="${PORT:-5001}"
+HOST="${HOST:-127.0.0.1}"
+MODEL_NAME="${MODEL_NAME:-breast-cancer-classifier}"
+ALIAS="${ALIAS:-champion}"
+WORKERS="${WORKERS:-1}"
+export MLFLOW_TRACKING_URI="${MLFLOW_TRACKING_URI:-sqlite:///$repo/mlflow.db}"
+
+# Use the mlflow of the active environment, else the one `make` installed into .venv.
+if ! command -v mlflow >/dev/null; then
+    if [ -x "$repo/.venv/bin/mlflow" ]; then
+        PATH="$repo/.venv/bin:$PATH"
+    else
+        echo "error: mlflow not found; run 'make demo' or activate the virtual environment" >&2
+        exit 1
+    fi
+fi
+python="$(dirname "$(command -v mlflow)")/python"
+
+model_uri="models:/$MODEL_NAME@$ALIAS"
+# Fail in one line, before the server starts, if there is nothing to serve.
+if ! version="$("$python" - "$MODEL_NAME" "$ALIAS" 2>/dev/null <<'PY'
+import sys
+from mlflow import MlflowClient
+print(MlflowClient().get_model_version_by_alias(sys.argv[1], sys.argv[2]).version)
+PY
+)"; then
+    echo "error: no $model_uri in $MLFLOW_TRACKING_URI; run 'python register_model.py' first" >&2
+    exit 1
+fi
+
+request="data/sample_request.json"
+[ "$PWD" = "$repo" ] || request="$repo/$request"
+echo "Serving $model_uri (version $version) on http://$HOST:$PORT"
+echo "Try it from another terminal:"
+echo "  curl -s http://$HOST:$PORT/invocations -H 'Content-Type: application/json' --data @$request"
+echo
+
+# --env-manager local: serve with this Python environment. The default (virtualenv) builds
+# a fresh environment from the model's requirements: minutes of downloads, and offline it fails.
+exec mlflow models serve --model-uri "$model_uri" --env-manager local \
+    --host "$HOST" --port "$PORT" --workers "$WORKERS"

@@ -1,0 +1,131 @@
+"""serve_model.sh and predict.py: the served champion answers like the loaded one."""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+
+import mlflow
+import pandas as pd
+import pytest
+
+from conftest import REPO, assert_clean, free_port, run_command, wait_for_http
+
+MODEL_URI = "models:/breast-cancer-classifier@champion"
+SAMPLE_REQUEST = REPO / "data" / "sample_request.json"
+SAMPLE_ROWS = REPO / "data" / "sample_rows.csv"
+
+
+def post(url: str, body: bytes):
+    request = urllib.request.Request(
+        url, data=body, headers={"Content-Type": "application/json"}, method="POST"
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, json.load(response)
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
+@pytest.fixture
+def champion_store(trained_store):
+    """A store whose best run is registered as the champion."""
+    trained_store.run("register_model.py")
+    return trained_store
+
+
+@pytest.fixture
+def bad_rows(tmp_path):
+    rows = pd.read_csv(SAMPLE_ROWS)
+    missing = tmp_path / "missing_column.csv"
+    rows.drop(columns="mean_radius").to_csv(missing, index=False)
+    text = tmp_path / "text_in_numeric.csv"
+    rows.assign(mean_area="large").to_csv(text, index=False)
+    # What each path says: MLflow's signature check here, the server's JSON parsing there.
+    return {
+        missing: ("Model is missing inputs ['mean_radius']", "missing inputs ['mean_radius']"),
+        text: (
+            "Failed to convert column mean_area",
+            "could not convert string to float: 'large'",
+        ),
+    }
+
+
+def test_served_champion_answers_like_the_loaded_model(
+    champion_store, start_process, tmp_path, bad_rows
+):
+    store = champion_store
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    log = tmp_path / "serve.log"
+    env = {**store.env, "PORT": str(port)}
+    server = start_process([str(REPO / "serve_model.sh")], env=env, cwd=REPO, log=log)
+    wait_for_http(f"{url}/ping", server)
+
+    # Before starting, the script printed a curl line for exactly this server and request.
+    printed = log.read_text()
+    assert f"curl -s {url}/invocations" in printed
+    assert "--data @data/sample_request.json" in printed
+
+    mlflow.set_tracking_uri(store.uri)
+    expected = list(mlflow.pyfunc.load_model(MODEL_URI).predict(pd.read_csv(SAMPLE_ROWS)))
+    status, answer = post(f"{url}/invocations", SAMPLE_REQUEST.read_bytes())
+    assert status == 200
+    assert answer == {"predictions": expected}
+
+    # A malformed body is a 400, and the server keeps answering afterwards.
+    status, answer = post(f"{url}/invocations", b'{"dataframe_split": ')
+    assert status == 400
+    assert answer["error_code"] == "BAD_REQUEST"
+    status, answer = post(f"{url}/invocations", SAMPLE_REQUEST.read_bytes())
+    assert (status, answer) == (200, {"predictions": expected})
+
+    # predict.py agrees with itself: loaded here, and asked over HTTP.
+    local = store.run("predict.py")
+    remote = store.run("predict.py", "--url", url)
+    assert_clean(local)
+    assert_clean(remote)
+    assert local.stdout == remote.stdout == "prediction\n" + "".join(f"{p}\n" for p in expected)
+
+    # Input that does not fit the signature: one clear line from both paths.
+    for path, reasons in bad_rows.items():
+        for extra, reason in zip(([], ["--url", url]), reasons, strict=True):
+            result = store.run("predict.py", "--data", str(path), *extra, check=False)
+            assert result.returncode == 1, result.stderr
+            (line,) = result.stderr.strip().splitlines()
+            assert reason in line, line
+
+
+def test_predict_writes_a_csv_file_and_ignores_extra_columns(champion_store, tmp_path):
+    output = tmp_path / "predictions.csv"
+    data = REPO / "data" / "breast_cancer.csv"  # carries the label column, which is ignored
+    result = champion_store.run("predict.py", "--data", str(data), "--output", str(output))
+    assert_clean(result)
+    assert result.stdout.strip() == f"Wrote 569 predictions to {output}"
+    predictions = pd.read_csv(output)["prediction"]
+    truth = pd.read_csv(data)["diagnosis"]
+    assert set(predictions) == {"benign", "malignant"}
+    assert (predictions == truth).mean() > 0.9
+
+
+def test_predict_and_serve_without_a_champion_say_so_in_one_line(store):
+    result = store.run("predict.py", check=False)
+    assert result.returncode == 1
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith(f"error: cannot load {MODEL_URI}")
+
+    served = run_command([str(REPO / "serve_model.sh")], env=store.env, cwd=REPO, check=False)
+    assert served.returncode == 1
+    assert served.stderr.strip() == (
+        f"error: no {MODEL_URI} in {store.uri}; run 'python register_model.py' first"
+    )
+    assert served.stdout == ""
+
+
+def test_predict_via_url_without_a_server_is_one_line(store):
+    url = f"http://127.0.0.1:{free_port()}"
+    result = store.run("predict.py", "--url", url, check=False)
+    assert result.returncode == 1
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith(f"error: no model server at {url}")

@@ -1,0 +1,84 @@
+"""MLflow's UI in a real browser: what the README's screenshots show is there after a demo.
+
+The pages are walked with the same functions that take the screenshots
+(docs/capture_screenshots.py), in headless Chromium: Debian's /usr/bin/chromium driven by
+Playwright (requirements-browser.txt).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import shutil
+
+import pytest
+
+from conftest import FAST_ANN, FAST_RFC, REPO, free_port, wait_for_http
+
+CHROMIUM = "/usr/bin/chromium"
+if not shutil.which(CHROMIUM):
+    pytest.skip(f"{CHROMIUM} not found: apt-get install chromium", allow_module_level=True)
+expect = pytest.importorskip(
+    "playwright.sync_api", reason="playwright missing: pip install -r requirements-browser.txt"
+).expect
+
+
+def load_tour():
+    """docs/ is no package: load the screenshot script as a module to reuse its page walks."""
+    path = REPO / "docs" / "capture_screenshots.py"
+    spec = importlib.util.spec_from_file_location("capture_screenshots", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+tour = load_tour()
+
+
+@pytest.fixture
+def ui_url(store, start_process):
+    """`mlflow ui` on a free loopback port, reading a store with one small run per model family
+    and a registered champion. (The run comparison needs a second forest: too slow for here;
+    docs/capture_screenshots.py walks it.)"""
+    port = free_port()
+    # Start the UI first: it boots while the scripts train, and reads the store per request.
+    ui = start_process(
+        tour.ui_command(store.uri, port),
+        env={**store.env, **tour.UI_ENV},
+        cwd=store.root,
+        log=store.root / "ui.log",
+    )
+    store.run("train_rfc.py", *FAST_RFC, "--run-name", "rf-small")
+    store.run("train_ann.py", *FAST_ANN, "--run-name", "mlp-small")
+    store.run("register_model.py")
+    url = f"http://127.0.0.1:{port}"
+    wait_for_http(f"{url}/health", ui)
+    return url
+
+
+@pytest.fixture
+def page(ui_url):
+    """A fresh headless Chromium tab; the browser is closed after the test, pass or fail."""
+    with tour.chromium_page(ui_url) as page:
+        yield page
+
+
+def test_the_ui_shows_experiments_runs_the_confusion_matrix_and_the_champion(ui_url, page):
+    # The README's first step: from the GenAI view to the "Model training" view.
+    tour.switch_to_model_training(page, ui_url)
+    assert page.evaluate("localStorage.getItem('mlflow.workflowType_v1')") == '"machine_learning"'
+
+    tour.show_experiments(page, ui_url)
+    for experiment in (tour.RFC_EXPERIMENT, tour.ANN_EXPERIMENT):
+        expect(tour.experiment_link(page, experiment)).to_be_visible()
+
+    tour.show_runs(page, ui_url, tour.ANN_EXPERIMENT)
+    expect(page.get_by_role("link", name="mlp-small", exact=True)).to_be_visible()
+    tour.show_runs(page, ui_url, tour.RFC_EXPERIMENT)
+    expect(page.get_by_role("link", name="rf-small", exact=True)).to_be_visible()
+
+    tour.show_confusion_matrix(page, ui_url, tour.RFC_EXPERIMENT, "rf-small")
+    expect(page.get_by_role("img", name="confusion_matrix.png")).to_be_visible()
+
+    tour.show_registered_model(page, ui_url)
+    expect(page.get_by_role("heading", name=tour.MODEL_NAME)).to_be_visible()
+    expect(page.get_by_text(f"@ {tour.CHAMPION}")).to_be_visible()

@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# Start a tracking server that a whole team can log to: runs in a database, artifacts proxied.
+#
+# What you learn here: with `mlflow server` between the scripts and the storage, a client needs
+# one setting, MLFLOW_TRACKING_URI=http://<server>:<port>, and no database password or bucket
+# credentials. The server writes runs, metrics and registered models to the database named by
+# BACKEND_STORE_URI (SQLite for a try-out, PostgreSQL for a team) and streams every artifact
+# (models, figures) to ARTIFACTS_DESTINATION (a folder here, s3://bucket/prefix for a team).
+#
+#   ./tracking_server.sh                                            # http://127.0.0.1:5050
+#   export MLFLOW_TRACKING_URI=http://127.0.0.1:5050                # then, in another terminal:
+#   python train_rfc.py && python register_model.py && python predict.py
+#
+#   BACKEND_STORE_URI=postgresql+psycopg://mlflow:secret@db.internal:5432/mlflow \
+#   ARTIFACTS_DESTINATION=s3://ml-team-artifacts/mlflow ./tracking_server.sh
+#
+# Settings (environment variables, defaults in brackets):
+#   BACKEND_STORE_URI [sqlite:///<repository>/server/mlflow.db]: any SQLAlchemy URL MLflow
+#     supports. PostgreSQL needs the driver: pip install -r requirements-team.txt
+#   ARTIFACTS_DESTINATION [<repository>/server/artifacts]: a folder, or any artifact URI MLflow
+#     supports (s3://, gs://, wasbs://, ...), used unchanged.
+#   PORT [5050]: 5000 is left to `make ui`.   WORKERS [4]: uvicorn worker processes.
+#   HOST [127.0.0.1]: only this machine can connect. The server has NO authentication: read
+#     "Exposing the server" in the README before you change it.
+#   MLFLOW_SERVER_ENABLE_JOB_EXECUTION [false]: true also starts MLflow's background job
+#     workers (about eight processes), which only GenAI features use (LLM judges, trace archival).
+# Any further arguments go to `mlflow server` unchanged, e.g. `./tracking_server.sh --dev`.
+#
+# Each request the server answers is one access-log line on stdout, e.g.
+#   INFO:     127.0.0.1:53422 - "POST /api/2.0/mlflow/runs/log-batch HTTP/1.1" 200
+set -euo pipefail
+
+repo="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+HOST="${HOST:-127.0.0.1}"
+PORT="${PORT:-5050}"
+WORKERS="${WORKERS:-4}"
+BACKEND_STORE_URI="${BACKEND_STORE_URI:-sqlite:///$repo/server/mlflow.db}"
+ARTIFACTS_DESTINATION="${ARTIFACTS_DESTINATION:-$repo/server/artifacts}"
+# Classic ML tracking needs no job workers: leave them off unless asked for.
+export MLFLOW_SERVER_ENABLE_JOB_EXECUTION="${MLFLOW_SERVER_ENABLE_JOB_EXECUTION:-false}"
+
+# Use the mlflow of the active environment, else the one `make` installed into .venv.
+if ! command -v mlflow >/dev/null; then
+    if [ -x "$repo/.venv/bin/mlflow" ]; then
+        PATH="$repo/.venv/bin:$PATH"
+    else
+        echo "error: mlflow not found; run 'make demo' or activate the virtual environment" >&2
+        exit 1
+    fi
+fi
+
+# A SQLite file needs its folder; a local artifact destination is created by the server.
+if [[ "$BACKEND_STORE_URI" == sqlite:///* ]]; then
+    mkdir -p "$(dirname "${BACKEND_STORE_URI#sqlite:///}")"
+fi
+
+# Say where things go, without the database password a URL may carry.
+echo "MLflow tracking server on http://$HOST:$PORT"
+echo "  runs and models: $(sed -E 's#//([^:/@]+):[^@]*@#//\1:***@#' <<<"$BACKEND_STORE_URI")"
+echo "  artifacts:       $ARTIFACTS_DESTINATION"
+echo "Point the scripts at it:  export MLFLOW_TRACKING_URI=http://$HOST:$PORT"
+echo
+
+# --artifacts-destination turns on proxied artifacts: new experiments store their artifacts
+# under mlflow-artifacts:/, which clients upload to and download from through this server.
+# The first start against an empty database creates MLflow's tables (a few seconds).
+exec mlflow server \
+    --backend-store-uri "$BACKEND_STORE_URI" \
+    --artifacts-destination "$ARTIFACTS_DESTINATION" \
+    --host "$HOST" --port "$PORT" --workers "$WORKERS" \
+    "$@"
