@@ -3,12 +3,13 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 UI_PORT ?= 5000
+SERVE_PORT ?= 5001
 # Keep MLflow's anonymous usage telemetry off in everything make starts.
 export MLFLOW_DISABLE_TELEMETRY := true
 # `mlflow ui` would also start background job workers for GenAI features this tutorial never uses.
 export MLFLOW_SERVER_ENABLE_JOB_EXECUTION := false
 
-.PHONY: demo train test lint ui clean
+.PHONY: demo train serve-once serve test lint ui clean
 
 # The virtual environment, rebuilt whenever a requirements file changes.
 $(BIN)/.installed: requirements.txt
@@ -21,10 +22,25 @@ $(BIN)/.installed-test: $(BIN)/.installed requirements-test.txt
 	$(BIN)/python -m pip install --quiet -r requirements-test.txt
 	touch $@
 
-## demo: install, train three settings of each model, then say what to open
+## demo: install, train, promote the best run, serve it for one request, then say what to open
 demo: train
+	$(BIN)/python register_model.py
+	@$(MAKE) --no-print-directory serve-once
 	@echo
-	@echo "Done. Browse the runs with:  make ui   (then open http://127.0.0.1:$(UI_PORT))"
+	@echo "Done. Browse the runs and the registered model with:  make ui"
+	@echo "then open http://127.0.0.1:$(UI_PORT)"
+
+## serve-once: start serve_model.sh, send the sample rows with predict.py --url, stop the server
+serve-once: $(BIN)/.installed
+	@echo "Starting ./serve_model.sh on port $(SERVE_PORT) for one request (log: .serve-once.log)"
+	@setsid env PORT=$(SERVE_PORT) PATH="$(CURDIR)/$(BIN):$$PATH" ./serve_model.sh > .serve-once.log 2>&1 & \
+	server=$$!; trap 'kill -- -$$server 2>/dev/null; wait $$server 2>/dev/null' EXIT; \
+	for second in $$(seq 120); do \
+		$(BIN)/python predict.py --url http://127.0.0.1:$(SERVE_PORT) > .serve-once.out 2>/dev/null && break; \
+		kill -0 $$server 2>/dev/null || { cat .serve-once.log; exit 1; }; sleep 1; \
+	done; \
+	echo "$(BIN)/python predict.py --url http://127.0.0.1:$(SERVE_PORT)"; cat .serve-once.out; \
+	echo "Server stopped."
 
 ## train: three hyperparameter settings per model family, so the UI has runs to compare
 train: $(BIN)/.installed
@@ -48,6 +64,10 @@ lint: $(BIN)/.installed-test
 ui: $(BIN)/.installed
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlflow.db --host 127.0.0.1 --port $(UI_PORT)
 
+## serve: serve the champion on http://127.0.0.1:$(SERVE_PORT) until Ctrl-C
+serve: $(BIN)/.installed
+	PORT=$(SERVE_PORT) PATH="$(CURDIR)/$(BIN):$$PATH" ./serve_model.sh
+
 ## clean: forget every run (the store) but keep the virtual environment
 clean:
-	rm -rf mlflow.db mlruns
+	rm -rf mlflow.db mlruns .serve-once.log .serve-once.out
