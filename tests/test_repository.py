@@ -1,0 +1,42 @@
+"""What the repository promises about itself: current MLflow 3 APIs, pinned dependencies."""
+
+from __future__ import annotations
+
+import re
+
+from conftest import REPO
+
+SOURCES = sorted(
+    path
+    for pattern in ("*.py", "*.sh", "benchmarks/*.py", "docs/*.py", "README.md")
+    for path in REPO.glob(pattern)
+)
+# What old tutorials do and this one must not: stages, positional artifact paths, hidden warnings.
+FORBIDDEN = {
+    "the deprecated stages API": re.compile(
+        r"transition_model_version_stage|\bstages?=|get_latest_versions"
+    ),
+    "artifact_path= (MLflow 3 uses name=)": re.compile(r"\bartifact_path\s*="),
+    "silenced warnings": re.compile(r"filterwarnings\(\s*[\"']ignore|simplefilter\(\s*[\"']ignore"),
+}
+
+
+def test_no_removed_or_deprecated_mlflow_patterns():
+    assert len(SOURCES) > 5
+    for path in SOURCES:
+        text = path.read_text()
+        for what, pattern in FORBIDDEN.items():
+            assert not pattern.search(text), f"{path.relative_to(REPO)} uses {what}"
+
+
+def test_every_requirement_is_pinned_exactly():
+    files = sorted(REPO.glob("requirements*.txt"))
+    assert REPO / "requirements.txt" in files
+    for path in files:
+        for line in path.read_text().splitlines():
+            line = line.split("#")[0].strip()
+            if not line or line.startswith("-r "):
+                continue
+            assert re.fullmatch(r"[A-Za-z0-9_.\-\[\]]+==[0-9][0-9A-Za-z.\-]*", line), (
+                f"{path.name}: {line!r} is not pinned with =="
+            )
