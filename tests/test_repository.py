@@ -16,7 +16,7 @@ FORBIDDEN = {
     "the deprecated stages API": re.compile(
         r"transition_model_version_stage|\bstages?=|get_latest_versions"
     ),
-    "artifact_path= (MLflow 3 uses name=)": re.compile(r"\bartifact_path\s*="),
+    "artifact_path= (MLflow 3 uses name=)": re.compile(r"\bartifact_path\s*=\s*[\"'\w]"),
     "silenced warnings": re.compile(r"filterwarnings\(\s*[\"']ignore|simplefilter\(\s*[\"']ignore"),
 }
 
