@@ -18,7 +18,8 @@ $(BIN)/.installed: requirements.txt
 	$(BIN)/python -m pip install --quiet -r requirements.txt
 	touch $@
 
-$(BIN)/.installed-test: $(BIN)/.installed requirements-test.txt
+$(BIN)/.installed-test: $(BIN)/.installed requirements-test.txt requirements-team.txt \
+		requirements-spark.txt requirements-browser.txt
 	$(BIN)/python -m pip install --quiet -r requirements-test.txt
 	touch $@
 
@@ -71,3 +72,25 @@ serve: $(BIN)/.installed
 ## clean: forget every run (the store) but keep the virtual environment
 clean:
 	rm -rf mlflow.db mlruns .serve-once.log .serve-once.out
+
+## bench: what tracking costs, how promotion and serving scale; writes docs/benchmarks.md (apt: hyperfine wrk)
+.PHONY: bench
+bench: $(BIN)/.installed
+	$(BIN)/python -m pip install --quiet -r requirements-bench.txt
+	$(BIN)/python benchmarks/run.py
+
+## screenshots: retake docs/images/ui-*.png from a fresh demo in a temporary store (apt: chromium)
+.PHONY: screenshots
+screenshots: $(BIN)/.installed
+	$(BIN)/python -m pip install --quiet -r requirements-browser.txt
+	$(BIN)/python docs/capture_screenshots.py
+
+## server: a tracking server for a team on http://127.0.0.1:5050 (SQLite and artifacts in server/)
+## install-team / install-spark: the PostgreSQL driver and boto3 / PySpark, for the optional chapters
+.PHONY: server install-team install-spark
+server: $(BIN)/.installed
+	PATH="$(CURDIR)/$(BIN):$$PATH" ./tracking_server.sh
+install-team: $(BIN)/.installed
+	$(BIN)/python -m pip install --quiet -r requirements-team.txt
+install-spark: $(BIN)/.installed
+	$(BIN)/python -m pip install --quiet -r requirements-spark.txt

@@ -20,12 +20,13 @@ Compare with the pandas path: `python predict.py` prints the very same CSV.
 import logging
 import os
 import sys
+from pathlib import Path
 
 import mlflow
 from mlflow.exceptions import MlflowException
 from pyspark.errors import PySparkException
 from pyspark.sql import SparkSession
-from pyspark.sql.functions import col, struct
+from pyspark.sql.functions import coalesce, col, struct, when
 
 import tutorial_plumbing as plumbing
 
@@ -121,16 +122,39 @@ def main(argv=None):
 
     logging.getLogger("mlflow.pyfunc").addFilter(drop_local_env_notice)
 
+    # Local paths are checked here, in a second; Spark reports a missing s3a:// path itself.
+    if "://" not in args.data and not Path(args.data).exists():
+        raise plumbing.TutorialError(f"data file not found: {args.data}")
+    if args.output and "://" not in args.output and Path(args.output).exists():
+        raise plumbing.TutorialError(
+            f"{args.output} already exists; Spark writes a new folder, so choose another name"
+        )
+
     spark = start_spark(args.master)
     try:
         rows = spark.read.csv(args.data, header=True)
         missing = [name for name in features if name not in rows.columns]
         if missing:
             raise plumbing.TutorialError(
-                f"{args.data} has no column(s) {', '.join(missing)} that the model needs"
+                f"{args.data} lacks {len(missing)} of the model's {len(features)} columns "
+                f"(e.g. {', '.join(missing[:3])})"
             )
-        # The model was trained on doubles. Spark 4 casts in ANSI mode: a cell that is not a
-        # number stops the job with an error instead of quietly becoming null.
+        # One quick pass for a cell that is not a number: reported here in one line, it would
+        # otherwise fail the scoring job with a stack trace from every executor.
+        first_bad_column = coalesce(
+            *[when(col(n).isNotNull() & col(n).try_cast("double").isNull(), n) for n in features]
+        )
+        bad = (
+            rows.select(first_bad_column.alias("bad_column"), *features)
+            .where(col("bad_column").isNotNull())
+            .first()
+        )
+        if bad is not None:
+            raise plumbing.TutorialError(
+                f"column {bad.bad_column!r} of {args.data} holds {bad[bad.bad_column]!r}, "
+                "which is not a number"
+            )
+        # The model was trained on doubles. An empty cell stays empty (null; NaN in pandas).
         rows = rows.select([col(name).cast("double") for name in features])
 
         # The registered model as a Spark function, answering one label per row ("benign" or

@@ -11,7 +11,8 @@
 #   export MLFLOW_TRACKING_URI=http://127.0.0.1:5050                # then, in another terminal:
 #   python train_rfc.py && python register_model.py && python predict.py
 #
-#   BACKEND_STORE_URI=postgresql+psycopg://mlflow:secret@db.internal:5432/mlflow \
+#   export PGPASSWORD=...      # not in the URL: the URL is on the command line, visible in `ps`
+#   BACKEND_STORE_URI=postgresql+psycopg://mlflow@db.internal:5432/mlflow \
 #   ARTIFACTS_DESTINATION=s3://ml-team-artifacts/mlflow ./tracking_server.sh
 #
 # Settings (environment variables, defaults in brackets):
@@ -24,7 +25,7 @@
 #     "Exposing the server" in the README before you change it.
 #   MLFLOW_SERVER_ENABLE_JOB_EXECUTION [false]: true also starts MLflow's background job
 #     workers (about eight processes), which only GenAI features use (LLM judges, trace archival).
-# Any further arguments go to `mlflow server` unchanged, e.g. `./tracking_server.sh --dev`.
+# Any further arguments go to `mlflow server` unchanged: ./tracking_server.sh --app-name basic-auth
 #
 # Each request the server answers is one access-log line on stdout, e.g.
 #   INFO:     127.0.0.1:53422 - "POST /api/2.0/mlflow/runs/log-batch HTTP/1.1" 200

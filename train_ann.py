@@ -140,13 +140,12 @@ def main(argv=None):
         metrics = plumbing.classification_metrics(
             y_test, y_pred, model.predict_proba(X_test), model.classes_
         )
-        mlflow.log_metrics(metrics)
         # log_figure writes the PNG straight into the run: no file left in your directory.
         mlflow.log_figure(
             plumbing.confusion_matrix_figure(y_test, y_pred, model.classes_, title=run_name),
             "confusion_matrix.png",
         )
-        mlflow.sklearn.log_model(
+        model_info = mlflow.sklearn.log_model(
             model,
             name="model",
             # The signature lets the server and `predict.py` reject malformed input.
@@ -160,6 +159,9 @@ def main(argv=None):
             ],
             skops_trusted_types=SKOPS_TRUSTED_TYPES,
         )
+        # The scores go to the run and, through model_id, to the model it logged: the model's
+        # page then shows them, and search_logged_models() can rank models by them.
+        mlflow.log_metrics(metrics, model_id=model_info.model_id)
 
     plumbing.print_run_summary(run, metrics)
 

@@ -41,14 +41,14 @@ def readme_blocks(text: str) -> list[Block]:
     lines = text.splitlines()
     index = 0
     while index < len(lines):
-        fence = re.match(r"^```(\w*)\s*$", lines[index])
+        fence = re.match(r"^\s*```(\w*)\s*$", lines[index])
         if not fence:
             index += 1
             continue
         start = index
         index += 1
         body = []
-        while not lines[index].startswith("```"):
+        while not lines[index].strip().startswith("```"):
             body.append(lines[index])
             index += 1
         previous = next((line for line in reversed(lines[:start]) if line.strip()), "")
