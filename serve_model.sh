@@ -6,7 +6,7 @@
 #
 #   ./serve_model.sh                  # http://127.0.0.1:5001, the store at the repository root
 #   PORT=6000 ./serve_model.sh        # another port
-#   WORKERS=2 ./serve_model.sh        # two worker processes for more throughput
+#   WORKERS=2 ./serve_model.sh        # two worker processes (helps only with cores to spare)
 #
 # Settings (environment variables, defaults in brackets):
 #   PORT [5001]   MODEL_NAME [breast-cancer-classifier]   ALIAS [champion]   WORKERS [1]

@@ -11,11 +11,11 @@ writes them with a description of the machine to docs/benchmarks.md:
    against in-process pyfunc prediction of the same rows;
 5. peak memory (RSS) of each training script and of the serving processes.
 
-Every figure is a median over repeated runs, and every comparison is a ratio of commands timed
-side by side in the same hyperfine invocation: this machine is shared and noisy, so absolute
-seconds drift from run to run, ratios much less.
+Every figure is a median over repeated runs, and every comparison is the median of per-round
+ratios of commands run back to back (each round one hyperfine invocation, the order alternating):
+this machine is shared and noisy, so absolute seconds drift from run to run, ratios much less.
 
-    python benchmarks/run.py                 # the full benchmark (about 15 minutes on 2 cores)
+    python benchmarks/run.py                 # the full benchmark (20 to 40 minutes on 2 shared cores)
     python benchmarks/run.py --quick         # tiny sizes, one repetition: checks it still works
 
 Whole commands are timed with hyperfine and HTTP load comes from wrk (Debian packages
@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import platform
 import random
@@ -78,6 +79,7 @@ class Settings:
     request_rows: tuple[int, ...]
     load_seconds: int  # each wrk run
     load_repeats: int
+    measure_busy: bool  # also load with 4 connections at once (throughput)
     in_process_calls: int
     variants: tuple[str, ...]  # which MLflow-default variants to time against the server
 
@@ -93,6 +95,7 @@ FULL = Settings(
     request_rows=(1, 100),
     load_seconds=5,
     load_repeats=3,
+    measure_busy=True,
     in_process_calls=500,
     variants=("ours", "requirements", "calls", "requirements+calls"),
 )
@@ -107,6 +110,7 @@ QUICK = Settings(
     request_rows=(1, 100),
     load_seconds=1,
     load_repeats=1,
+    measure_busy=False,
     in_process_calls=20,
     variants=("ours", "calls"),
 )
@@ -140,6 +144,8 @@ def child_env(tracking_uri: str | None = None) -> dict[str, str]:
     env["MLFLOW_DISABLE_TELEMETRY"] = "true"
     env["PATH"] = f"{Path(PYTHON).parent}{os.pathsep}{env.get('PATH', '')}"
     env["PYTHONUNBUFFERED"] = "1"
+    # `mlflow server` would also start background job workers this benchmark never uses.
+    env["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] = "false"
     if tracking_uri:
         env["MLFLOW_TRACKING_URI"] = tracking_uri
     return env
@@ -184,37 +190,49 @@ def timed_run(command: list[str], *, env, cwd) -> tuple[float, float]:
 def time_commands(
     commands: dict[str, str], *, env, cwd, runs: int, warmup: int = 0, prepare=None
 ) -> dict[str, list[float]]:
-    """Wall times (s) of shell commands, timed side by side by hyperfine (or a plain timer)."""
+    """Wall times (s) of shell commands, interleaved in `runs` rounds.
+
+    Each round runs every command once, in one hyperfine invocation (or with a plain timer
+    where hyperfine is missing), the order reversed every other round: a load change on this
+    shared machine then hits all commands alike, and round i of two commands is a fair pair.
+    """
     names = list(commands)
+    times = {name: [] for name in names}
+    for round_number in range(warmup + runs):
+        order = names if round_number % 2 == 0 else names[::-1]
+        measured = time_round(order, commands, env=env, cwd=cwd, prepare=prepare)
+        if round_number >= warmup:
+            for name in names:
+                times[name].append(measured[name])
+    return times
+
+
+def time_round(names, commands, *, env, cwd, prepare) -> dict[str, float]:
     if shutil.which("hyperfine"):
-        export = Path(cwd) / f"hyperfine-{uuid.uuid4().hex[:8]}.json"
-        command = ["hyperfine", "--style", "none", "--runs", str(runs), "--warmup", str(warmup)]
-        command += ["--export-json", str(export)]
+        export = Path(cwd) / "hyperfine.json"
+        command = ["hyperfine", "--style", "none", "--runs", "1", "--export-json", str(export)]
         for name in names:
             if prepare:
                 command += ["--prepare", prepare[name]]
             command += ["--command-name", name, commands[name]]
         run(command, env=env, cwd=cwd, timeout=3600)
         results = json.loads(export.read_text())["results"]
-        return {result["command"]: result["times"] for result in results}
-    times = {name: [] for name in names}
+        return {result["command"]: result["times"][0] for result in results}
+    measured = {}
     for name in names:
-        for index in range(warmup + runs):
-            if prepare:
-                subprocess.run(prepare[name], shell=True, env=env, cwd=cwd, check=True)
-            start = time.perf_counter()
-            subprocess.run(
-                commands[name],
-                shell=True,
-                env=env,
-                cwd=cwd,
-                check=True,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-            )
-            if index >= warmup:
-                times[name].append(time.perf_counter() - start)
-    return times
+        if prepare:
+            subprocess.run(prepare[name], shell=True, env=env, cwd=cwd, check=True)
+        start = time.perf_counter()
+        subprocess.run(
+            commands[name], shell=True, env=env, cwd=cwd, check=True, capture_output=True
+        )
+        measured[name] = time.perf_counter() - start
+    return measured
+
+
+def paired_ratio(numerators: list[float], denominators: list[float]) -> float:
+    """Median of the per-round ratios: each pair ran back to back under the same load."""
+    return median(a / b for a, b in zip(numerators, denominators, strict=True))
 
 
 def python_command(*parts) -> str:
@@ -311,9 +329,9 @@ def met(ok: bool) -> str:
 
 def empty_store(path: Path) -> Path:
     """A fully migrated, empty MLflow SQLite store (made once, then copied: migrating takes s)."""
-    from mlflow.tracking import MlflowClient
-
-    MlflowClient(tracking_uri=f"sqlite:///{path}").search_experiments()
+    # In a child process: MLflow's migration log lines stay out of the benchmark's output.
+    code = "import sys, mlflow; mlflow.MlflowClient(sys.argv[1]).search_experiments()"
+    run([PYTHON, "-c", code, f"sqlite:///{path}"], env=child_env(), cwd=path.parent)
     return path
 
 
@@ -369,7 +387,9 @@ def seed_runs(db: Path, experiment_name: str, count: int, below: float) -> None:
                 children += [
                     SqlMetric(**metric, is_nan=False, run_uuid=run_id),
                     SqlLatestMetric(**metric, is_nan=False, run_uuid=run_id),
-                    SqlParam(key="n_estimators", value=str(rng.choice([50, 100, 300])), run_uuid=run_id),
+                    SqlParam(
+                        key="n_estimators", value=str(rng.choice([50, 100, 300])), run_uuid=run_id
+                    ),
                     SqlTag(key="mlflow.runName", value=name, run_uuid=run_id),
                 ]
             session.add_all(runs)
@@ -388,9 +408,8 @@ def bench_tracking(report: Report, settings: Settings, work: Path, template: Pat
     commands, first_runs = {}, {}
     for script in settings.scripts:
         commands[f"{script} tracked"] = [PYTHON, str(REPO / script), *flags[script]]
-        commands[f"{script} untracked"] = [
-            *(PYTHON, str(BENCH / "untracked_training.py"), family[script], *flags[script])
-        ]
+        untracked = BENCH / "untracked_training.py"
+        commands[f"{script} untracked"] = [PYTHON, str(untracked), family[script], *flags[script]]
     # One run of each first: it creates the experiment, warms the disk cache, and gives the
     # peak memory (the kernel's rusage of that one process).
     for name, command in commands.items():
@@ -405,9 +424,15 @@ def bench_tracking(report: Report, settings: Settings, work: Path, template: Pat
     for script in settings.scripts:
         tracked = median(times[f"{script} tracked"])
         untracked = median(times[f"{script} untracked"])
-        ratio = tracked / untracked
+        ratio = paired_ratio(times[f"{script} tracked"], times[f"{script} untracked"])
         rows.append(
-            [f"`{script}`", seconds(tracked), seconds(untracked), f"{ratio:.2f}", met(ratio <= TARGET_TRACKING_RATIO)]
+            [
+                f"`{script}`",
+                seconds(tracked),
+                seconds(untracked),
+                f"{ratio:.2f}",
+                met(ratio <= TARGET_TRACKING_RATIO),
+            ]
         )
         report.target(
             f"{script}: tracked / untracked <= {TARGET_TRACKING_RATIO}",
@@ -418,9 +443,15 @@ def bench_tracking(report: Report, settings: Settings, work: Path, template: Pat
         "1. What tracking costs",
         "Wall time of each training script with its default settings against the same training "
         "without MLflow (`benchmarks/untracked_training.py`: same imports, fit and test scores, "
-        f"nothing logged), into a warm SQLite store. Median of {settings.repeats} runs each, "
-        "timed side by side in one hyperfine invocation.",
-        ["script", "tracked", "untracked", "tracked / untracked", f"target <= {TARGET_TRACKING_RATIO}"],
+        f"nothing logged), into a warm SQLite store. {settings.repeats} interleaved rounds; "
+        "times are medians, the ratio is the median of the per-round ratios.",
+        [
+            "script",
+            "tracked",
+            "untracked",
+            "tracked / untracked",
+            f"target <= {TARGET_TRACKING_RATIO}",
+        ],
         rows,
     )
 
@@ -482,7 +513,9 @@ def bench_defaults(report: Report, settings: Settings, work: Path, template: Pat
                 commands[variant] = python_command(*script)
             else:
                 undo = [part for name in variant.split("+") for part in ("--undo", name)]
-                commands[variant] = python_command(BENCH / "with_mlflow_defaults.py", *undo, *script)
+                commands[variant] = python_command(
+                    BENCH / "with_mlflow_defaults.py", *undo, *script
+                )
         # One counted run per variant (it also warms up): requests = access-log lines it added.
         requests, times = {}, {}
         for variant, command in commands.items():
@@ -497,21 +530,35 @@ def bench_defaults(report: Report, settings: Settings, work: Path, template: Pat
             times = time_commands(commands, env=env, cwd=work, runs=settings.repeats)
     finally:
         stop_server(server)
-    ours = median(times["ours"])
     rows = []
     for variant in settings.variants:
         wall = median(times[variant])
         api, artifacts = requests[variant]
         rows.append(
-            [VARIANT_TEXT[variant], seconds(wall), f"{wall / ours:.2f}", api, artifacts, api + artifacts]
+            [
+                VARIANT_TEXT[variant],
+                seconds(wall),
+                f"{paired_ratio(times[variant], times['ours']):.2f}",
+                api,
+                artifacts,
+                api + artifacts,
+            ]
         )
     report.table(
         "2. What the explicit choices save",
         "`train_rfc.py` logging to a local `mlflow server` (SQLite backend, artifacts proxied by "
         "the server), as written and with MLflow's defaults put back by "
         "`benchmarks/with_mlflow_defaults.py`. Requests are counted in the server's access log "
-        f"for one run; times are medians of {settings.repeats} runs side by side.",
-        ["variant", "wall time", "vs ours", "tracking API requests", "artifact requests", "all requests"],
+        f"for one run; {settings.repeats} interleaved rounds: median times, median per-round "
+        "ratios.",
+        [
+            "variant",
+            "wall time",
+            "vs ours",
+            "tracking API requests",
+            "artifact requests",
+            "all requests",
+        ],
         rows,
     )
 
@@ -573,12 +620,13 @@ def bench_promotion(report: Report, settings: Settings, work: Path, template: Pa
     assert not client.get_run(champion.run_id).info.run_name.startswith("seeded-"), champion
     # Serving can start from this store: its champion is already promoted.
     cache["promoted"] = work / f"promote-{largest}.db"
-    smallest = median(times[f"{settings.store_sizes[0]} runs"])
+    smallest = times[f"{settings.store_sizes[0]} runs"]
     rows = []
     for size in settings.store_sizes:
-        wall = median(times[f"{size} runs"])
-        rows.append([f"{size:,}", seconds(wall), f"{wall / smallest:.2f}", seconds(seeding[size])])
-    ratio = median(times[f"{largest} runs"]) / smallest
+        wall = times[f"{size} runs"]
+        ratio = paired_ratio(wall, smallest)
+        rows.append([f"{size:,}", seconds(median(wall)), f"{ratio:.2f}", seconds(seeding[size])])
+    ratio = paired_ratio(times[f"{largest} runs"], smallest)
     report.target(
         f"register_model.py: {largest:,} runs / {settings.store_sizes[0]} runs <= {TARGET_PROMOTION_RATIO}",
         ratio <= TARGET_PROMOTION_RATIO,
@@ -588,8 +636,8 @@ def bench_promotion(report: Report, settings: Settings, work: Path, template: Pa
         "3. Promotion at scale",
         "`python register_model.py` (rank with `search_runs`, register the best run's model, "
         "move the `champion` alias) on a fresh copy of a SQLite store holding that many finished "
-        "runs with `test_f1`; the best one is a real training run with a logged model. Median of "
-        f"{settings.repeats} runs each, side by side. Seeding: the time to bulk-insert the runs "
+        "runs with `test_f1`; the best one is a real training run with a logged model. "
+        f"{settings.repeats} interleaved rounds (median times, median per-round ratios). Seeding: the time to bulk-insert the runs "
         f"through MLflow's SQLAlchemy models. Target: the largest store at most "
         f"{TARGET_PROMOTION_RATIO}x the smallest: **{met(ratio <= TARGET_PROMOTION_RATIO)}**.",
         ["runs in store", "register_model.py", f"vs {settings.store_sizes[0]} runs", "seeding"],
@@ -633,7 +681,16 @@ def load(url: str, body_file: Path, connections: int, seconds_: int, work: Path)
             'wrk.headers["Content-Type"] = "application/json"\n'
             f"wrk.body = [==[{body}]==]\n"
         )
-        command = ["wrk", "--latency", "-t1", f"-c{connections}", f"-d{seconds_}s", "-s", str(script), url]
+        command = [
+            "wrk",
+            "--latency",
+            "-t1",
+            f"-c{connections}",
+            f"-d{seconds_}s",
+            "-s",
+            str(script),
+            url,
+        ]
         return parse_wrk(run(command, env=child_env(), cwd=work).stdout)
     command = [PYTHON, str(BENCH / "load_client.py"), url, str(body_file)]
     command += ["--connections", str(connections), "--seconds", str(seconds_)]
@@ -664,7 +721,8 @@ def in_process_latency(uri: str, bodies: dict[int, str], calls: int) -> dict[int
         frame = pd.DataFrame(split["data"], columns=split["columns"])
         model.predict(frame)  # warm up
         latencies = [
-            t * 1000 for t in timeit.repeat(lambda f=frame: model.predict(f), number=1, repeat=calls)
+            t * 1000
+            for t in timeit.repeat(lambda f=frame: model.predict(f), number=1, repeat=calls)
         ]
         result[rows] = {
             "p50": median(latencies),
@@ -701,7 +759,9 @@ def bench_serving(report: Report, settings: Settings, work: Path, template: Path
         port = free_port()
         command, extra = serve_command(port, workers)
         started = time.perf_counter()
-        server = start_server(command, env={**env, **extra}, cwd=work, log=work / f"serve-{workers}.log")
+        server = start_server(
+            command, env={**env, **extra}, cwd=work, log=work / f"serve-{workers}.log"
+        )
         try:
             wait_for_http(f"http://127.0.0.1:{port}/ping", server)
             ready = time.perf_counter() - started
@@ -713,15 +773,20 @@ def bench_serving(report: Report, settings: Settings, work: Path, template: Path
                 )
                 with urllib.request.urlopen(request, timeout=30) as response:
                     served = json.load(response)["predictions"]
-                assert served == local[rows]["predictions"], (served[:5], local[rows]["predictions"][:5])
+                assert served == local[rows]["predictions"], (
+                    served[:5],
+                    local[rows]["predictions"][:5],
+                )
                 single = [
                     load(url, body_files[rows], 1, settings.load_seconds, work)
                     for _ in range(settings.load_repeats)
                 ]
                 busy = [
                     load(url, body_files[rows], 4, settings.load_seconds, work)
-                    for _ in range(settings.load_repeats)
+                    for _ in range(settings.load_repeats if settings.measure_busy else 0)
                 ]
+                if not busy:  # quick mode: the figures of a 1-s run mean nothing anyway
+                    busy = [{"p50": math.nan, "p99": math.nan, "rps": math.nan}]
                 p50 = median(r["p50"] for r in single)
                 p99 = median(r["p99"] for r in single)
                 rows_out.append(
@@ -793,7 +858,9 @@ def machine() -> list[str]:
         path = shutil.which(tool)
         if path:
             out = subprocess.run([path, flag], capture_output=True, text=True)
-            tools.append((out.stdout + out.stderr).splitlines()[0].split(" [")[0].split(" Copyright")[0])
+            tools.append(
+                (out.stdout + out.stderr).splitlines()[0].split(" [")[0].split(" Copyright")[0]
+            )
         else:
             tools.append(f"{tool}: not installed (Python stand-in used)")
     packages = ", ".join(
@@ -810,7 +877,9 @@ def machine() -> list[str]:
     ]
 
 
-def write_report(report: Report, output: Path, started: float, machine_lines: list[str], quick: bool) -> None:
+def write_report(
+    report: Report, output: Path, started: float, machine_lines: list[str], quick: bool
+) -> None:
     if report.memory:
         rows = []
         for label, total, *largest in report.memory:
@@ -827,13 +896,14 @@ def write_report(report: Report, output: Path, started: float, machine_lines: li
     lines = [
         "# Benchmarks",
         "",
-        "Made by `make bench` (`python benchmarks/run.py`"
+        "Made by `make bench` (`python benchmarks/run.py"
         + (" --quick`: tiny sizes, figures meaningless" if quick else "`")
         + f") on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime(started))}, in "
         f"{(time.time() - started) / 60:.1f} minutes.",
         "",
         "Every figure is a median over repeated runs; every comparison is a ratio of commands "
-        "timed side by side in one invocation, because absolute times on a shared machine drift.",
+        "timed back to back in the same round (rounds interleave the commands, in alternating "
+        "order), because absolute times on a shared machine drift.",
         "",
         "## Machine",
         "",
@@ -859,7 +929,9 @@ SECTIONS = ("tracking", "defaults", "promotion", "serving")
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="tiny sizes, one repetition (smoke test)")
+    parser.add_argument(
+        "--quick", action="store_true", help="tiny sizes, one repetition (smoke test)"
+    )
     parser.add_argument(
         "--output",
         type=Path,
@@ -872,7 +944,9 @@ def main(argv=None) -> None:
         choices=SECTIONS,
         help="run only this part; repeat for several (default: all)",
     )
-    parser.add_argument("--keep", action="store_true", help="keep the working folder (stores, logs)")
+    parser.add_argument(
+        "--keep", action="store_true", help="keep the working folder (stores, logs)"
+    )
     args = parser.parse_args(argv)
     # A stopped benchmark still stops the servers it started (see the `finally` below).
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
