@@ -125,13 +125,15 @@ def test_a_run_records_params_metrics_figure_data_and_a_model_that_reproduces_it
     assert untrusted == spec["trusted"]
 
 
-def test_the_two_model_families_land_in_two_experiments(store):
-    store.run("train_rfc.py", *FAST_RFC)
-    store.run("train_ann.py", *FAST_ANN)
-    rfc, ann = only_run(store, RFC_EXPERIMENT), only_run(store, ANN_EXPERIMENT)
-    assert rfc.info.experiment_id != ann.info.experiment_id
-    assert rfc.data.tags["model_family"] == "random_forest"
-    assert ann.data.tags["model_family"] == "neural_network"
+def test_the_two_model_families_land_in_two_experiments(trained_store):
+    # trained_store: two train_rfc.py runs and one train_ann.py run, all with default experiments.
+    forests = trained_store.experiment_runs(RFC_EXPERIMENT)
+    (network,) = trained_store.experiment_runs(ANN_EXPERIMENT)
+    assert [r.info.run_name for r in forests] == ["stump", "forest"]
+    assert network.info.run_name == "network"
+    assert forests[0].info.experiment_id != network.info.experiment_id
+    assert {r.data.tags["model_family"] for r in forests} == {"random_forest"}
+    assert network.data.tags["model_family"] == "neural_network"
 
 
 def test_experiment_id_and_name_choose_where_the_run_goes(store):
