@@ -37,8 +37,10 @@ serve-once: $(BIN)/.installed
 	@setsid env PORT=$(SERVE_PORT) PATH="$(CURDIR)/$(BIN):$$PATH" ./serve_model.sh > .serve-once.log 2>&1 & \
 	server=$$!; trap 'kill -- -$$server 2>/dev/null; wait $$server 2>/dev/null' EXIT; \
 	for second in $$(seq 120); do \
-		$(BIN)/python predict.py --url http://127.0.0.1:$(SERVE_PORT) > .serve-once.out 2>/dev/null && break; \
-		kill -0 $$server 2>/dev/null || { cat .serve-once.log; exit 1; }; sleep 1; \
+		kill -0 $$server 2>/dev/null || { cat .serve-once.log; exit 1; }; \
+		grep -q "^Serving" .serve-once.log && $(BIN)/python predict.py \
+			--url http://127.0.0.1:$(SERVE_PORT) > .serve-once.out 2>/dev/null && break; \
+		sleep 1; \
 	done; \
 	echo "$(BIN)/python predict.py --url http://127.0.0.1:$(SERVE_PORT)"; cat .serve-once.out; \
 	echo "Server stopped."
@@ -56,22 +58,23 @@ train: $(BIN)/.installed
 test: $(BIN)/.installed-test
 	$(BIN)/python -m pytest -n 2
 
-## lint: ruff, the pinned version
-lint: $(BIN)/.installed-test
+## lint: ruff, the pinned version (installed on its own: lint needs none of the test extras)
+lint: $(BIN)/.installed requirements-lint.txt
+	$(BIN)/python -m pip install --quiet -r requirements-lint.txt
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
 ## ui: MLflow's UI on this machine only (127.0.0.1), reading the tutorial's store
 ui: $(BIN)/.installed
-	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlflow.db --host 127.0.0.1 --port $(UI_PORT)
+	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlflow.db --host 127.0.0.1 --port $(UI_PORT) --workers 1
 
 ## serve: serve the champion on http://127.0.0.1:$(SERVE_PORT) until Ctrl-C
 serve: $(BIN)/.installed
 	PORT=$(SERVE_PORT) PATH="$(CURDIR)/$(BIN):$$PATH" ./serve_model.sh
 
-## clean: forget every run (the store) but keep the virtual environment
+## clean: forget every run (the store, and the team server's in server/) but keep .venv
 clean:
-	rm -rf mlflow.db mlruns .serve-once.log .serve-once.out
+	rm -rf mlflow.db mlruns server .serve-once.log .serve-once.out
 
 ## bench: what tracking costs, how promotion and serving scale; writes docs/benchmarks.md (apt: hyperfine wrk)
 .PHONY: bench

@@ -13,6 +13,7 @@ Run it after `python register_model.py`:
     python predict.py --data my_rows.csv --output predictions.csv
 """
 
+import argparse
 import json
 import sys
 import urllib.error
@@ -25,6 +26,12 @@ from mlflow.exceptions import MlflowException
 import tutorial_plumbing as plumbing
 
 DEFAULT_ROWS = plumbing.REPO_ROOT / "data" / "sample_rows.csv"
+
+
+def server_url(text: str) -> str:
+    if not text.startswith(("http://", "https://")):
+        raise argparse.ArgumentTypeError(f"must start with http:// or https://, got {text!r}")
+    return text
 
 
 def parse_args(argv=None):
@@ -44,6 +51,7 @@ def parse_args(argv=None):
     )
     parser.add_argument(
         "--url",
+        type=server_url,
         metavar="URL",
         help="send the rows to a model server (serve_model.sh) instead of loading the model here",
     )

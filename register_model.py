@@ -13,7 +13,7 @@ Run it after training:
     python register_model.py --version 1         # roll back: champion -> version 1
     python register_model.py --run-id <RUN_ID>   # promote one particular run
 
-Then open the UI's "Models" tab: the model, its versions, and the champion alias.
+Then open "Model registry" in the UI's sidebar: the model, its versions, and the champion alias.
 """
 
 import mlflow
@@ -98,8 +98,32 @@ def find_best_runs(experiment_names, metric, mode, top=5):
     )
 
 
+def why_nothing_ranks(experiment_names, metric) -> str:
+    """Say which of the three reasons it is: no experiment, no finished run, or no such metric."""
+    store = mlflow.get_tracking_uri()
+    experiments = [mlflow.get_experiment_by_name(name) for name in experiment_names]
+    ids = [e.experiment_id for e in experiments if e is not None]
+    if not ids:
+        return (
+            f"no experiment named {' or '.join(map(repr, experiment_names))} in {store}; "
+            "train first: python train_rfc.py"
+        )
+    finished = mlflow.search_runs(
+        experiment_ids=ids,
+        filter_string="attributes.status = 'FINISHED'",
+        max_results=1,
+        output_format="list",
+    )
+    if not finished:
+        return f"no finished run with metric {metric!r} in {', '.join(experiment_names)} ({store}); train one first: python train_rfc.py"
+    logged = ", ".join(sorted(finished[0].data.metrics))
+    return f"no finished run logged the metric {metric!r} (runs log: {logged})"
+
+
 def print_leaderboard(runs, metric, experiment_names):
-    print(f"Top {len(runs)} runs by {metric} in {', '.join(experiment_names)}:")
+    print(
+        f"Top {len(runs)} run{'s' * (len(runs) > 1)} by {metric} in {', '.join(experiment_names)}:"
+    )
     names = {
         run.info.experiment_id: mlflow.get_experiment(run.info.experiment_id).name for run in runs
     }
@@ -186,24 +210,24 @@ def main(argv=None):
             raise plumbing.TutorialError(
                 f"no run with id {args.run_id!r}; the {args.alias!r} alias was left unchanged"
             ) from None
-        version = version_of_run(client, args.model_name, run.info.run_id) or register_run(
-            client, run, args.model_name, args.metric
-        )
+        version = version_of_run(client, args.model_name, run.info.run_id)
+        if version is None:
+            version = register_run(client, run, args.model_name, args.metric)
+            print(f"Registered run {run.info.run_name!r} as version {version.version}.")
         move_alias(client, args.model_name, args.alias, version.version)
     else:
         runs = find_best_runs(experiment_names, args.metric, args.mode)
         if not runs:
-            raise plumbing.TutorialError(
-                f"no finished run with metric {args.metric!r} in {', '.join(experiment_names)} "
-                f"({mlflow.get_tracking_uri()}); train one first: python train_rfc.py"
-            )
+            raise plumbing.TutorialError(why_nothing_ranks(experiment_names, args.metric))
         print_leaderboard(runs, args.metric, experiment_names)
         best = runs[0]
         existing = version_of_run(client, args.model_name, best.info.run_id)
         if existing:
+            current = current_alias_version(client, args.model_name, args.alias)
             print(
                 f"The best run {best.info.run_name!r} is already version {existing.version} of "
-                f"{args.model_name!r}; nothing registered, alias {args.alias!r} left as it is."
+                f"{args.model_name!r}; nothing registered, alias {args.alias!r} left on "
+                f"version {current}."
             )
         else:
             version = register_run(client, best, args.model_name, args.metric)

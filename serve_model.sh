@@ -15,6 +15,13 @@
 #   MLFLOW_TRACKING_URI [sqlite:///<repository>/mlflow.db]: the store the model is read from.
 set -euo pipefail
 
+if [ $# -gt 0 ]; then
+    # No flags: every setting is an environment variable. Print the header above as the help.
+    sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'
+    [ "$1" = "--help" ] || [ "$1" = "-h" ]
+    exit
+fi
+
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 PORT="${PORT:-5001}"
 HOST="${HOST:-127.0.0.1}"
@@ -43,6 +50,13 @@ print(MlflowClient().get_model_version_by_alias(sys.argv[1], sys.argv[2]).versio
 PY
 )"; then
     echo "error: no $model_uri in $MLFLOW_TRACKING_URI; run 'python register_model.py' first" >&2
+    exit 1
+fi
+
+# A busy port would end in a long uvicorn traceback; say it in one line instead.
+if ! "$python" -c "import socket, sys; socket.create_server((sys.argv[1], int(sys.argv[2]))).close()" \
+    "$HOST" "$PORT" 2>/dev/null; then
+    echo "error: port $PORT on $HOST is in use (another server?); choose one with PORT=..." >&2
     exit 1
 fi
 

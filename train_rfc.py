@@ -8,7 +8,7 @@ safely with skops and described by a signature.
 Run it (from any directory; runs land in the repository's mlflow.db and mlruns/):
 
     python train_rfc.py
-    python train_rfc.py --n-estimators 300 --max-depth 4 --run-name shallow-forest
+    python train_rfc.py --n-estimators 50 --max-depth 3 --run-name shallow-forest
     python train_rfc.py --data my.csv --target label
 
 Then run `make ui`, open http://127.0.0.1:5000, pick the experiment
@@ -36,7 +36,7 @@ def max_features(text: str) -> str | float:
     """'sqrt', 'log2', or the fraction of features each split may consider."""
     if text in ("sqrt", "log2"):
         return text
-    value = float(text)
+    value = plumbing.number(text)
     if not 0 < value <= 1:
         raise argparse.ArgumentTypeError(f"must be sqrt, log2 or a fraction in (0, 1], got {text}")
     return value
@@ -60,8 +60,8 @@ def parse_args(argv=None):
         type=plumbing.positive_int,
         default=None,
         metavar="D",
-        help="deepest a tree may grow; small values underfit, none lets trees memorise "
-        "(default: no limit)",
+        help="deepest a tree may grow; small values underfit, no limit lets trees memorise "
+        "the training rows (default: no limit)",
     )
     forest.add_argument(
         "--min-samples-leaf",

@@ -118,7 +118,9 @@ def load_dataset(path: str | Path, target: str) -> tuple[pd.DataFrame, pd.Series
         columns = ", ".join(map(str, frame.columns))
         raise TutorialError(f"{path} has no column {target!r} (columns: {columns})")
 
-    y = frame[target]
+    # Labels are category names, even when spelled as numbers: as text they give the model a
+    # string output in its signature (an integer output would make MLflow warn about missing values).
+    y = frame[target].where(frame[target].isna(), frame[target].astype(str))
     X = frame.drop(columns=[target])
     if X.shape[1] == 0:
         raise TutorialError(f"{path} has no feature columns besides {target!r}")
@@ -235,28 +237,38 @@ class ArgumentParser(argparse.ArgumentParser):
 
 
 def positive_int(text: str) -> int:
-    value = int(text)
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be a whole number >= 1, got {text}")
     return value
 
 
+def number(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number, got {text!r}") from None
+
+
 def positive_float(text: str) -> float:
-    value = float(text)
+    value = number(text)
     if not value > 0:
         raise argparse.ArgumentTypeError(f"must be a number > 0, got {text}")
     return value
 
 
 def non_negative_float(text: str) -> float:
-    value = float(text)
+    value = number(text)
     if not value >= 0:
         raise argparse.ArgumentTypeError(f"must be a number >= 0, got {text}")
     return value
 
 
 def fraction(text: str) -> float:
-    value = float(text)
+    value = number(text)
     if not 0 < value < 1:
         raise argparse.ArgumentTypeError(f"must be between 0 and 1 (exclusive), got {text}")
     return value

@@ -107,13 +107,25 @@ def worst_experiment_id(store):
     return store.client.get_experiment_by_name(EXPERIMENTS[0]).experiment_id
 
 
-@pytest.mark.parametrize(
-    "store_fixture,args", [("store", []), ("trained_store", ["--metric", "no_such_metric"])]
+EMPTY_STORE = (
+    "error: no experiment named 'breast-cancer-random-forest' or 'breast-cancer-neural-network' "
+    "in {uri}; train first: python train_rfc.py"
 )
-def test_an_empty_store_or_unknown_metric_is_a_clear_error(request, store_fixture, args):
+UNKNOWN_METRIC = (
+    "error: no finished run logged the metric 'no_such_metric' (runs log: test_accuracy, "
+    "test_f1, test_precision, test_recall, test_roc_auc)"
+)
+
+
+@pytest.mark.parametrize(
+    "store_fixture,args,expected",
+    [
+        ("store", [], EMPTY_STORE),
+        ("trained_store", ["--metric", "no_such_metric"], UNKNOWN_METRIC),
+    ],
+)
+def test_an_empty_store_or_unknown_metric_is_a_clear_error(request, store_fixture, args, expected):
     store = request.getfixturevalue(store_fixture)
     result = store.run("register_model.py", *args, check=False)
     assert result.returncode == 1
-    (line,) = result.stderr.strip().splitlines()
-    assert line.startswith("error: no finished run with metric")
-    assert "train one first" in line
+    assert result.stderr.strip() == expected.format(uri=store.uri)

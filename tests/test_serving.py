@@ -63,6 +63,13 @@ def test_served_champion_answers_like_the_loaded_model(
     server = start_process([str(REPO / "serve_model.sh")], env=env, cwd=REPO, log=log)
     wait_for_http(f"{url}/ping", server)
 
+    # A second server on the same port is refused in one line, before uvicorn's traceback.
+    busy = run_command([str(REPO / "serve_model.sh")], env=env, cwd=REPO, check=False)
+    assert busy.returncode == 1
+    assert busy.stderr.strip() == (
+        f"error: port {port} on 127.0.0.1 is in use (another server?); choose one with PORT=..."
+    )
+
     # Before starting, the script printed a curl line for exactly this server and request.
     printed = log.read_text()
     assert f"curl -s {url}/invocations" in printed

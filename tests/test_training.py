@@ -161,6 +161,22 @@ def test_a_users_csv_with_string_labels_and_three_classes(store, tmp_path):
     assert run.data.params["data"] == "mine.csv"
 
 
+def test_numeric_labels_are_category_names_and_the_run_is_clean(store, tmp_path):
+    frame = pd.read_csv(DATA)
+    frame["diagnosis"] = (frame["diagnosis"] == "malignant").astype(int)  # 1 = malignant
+    csv = tmp_path / "numeric.csv"
+    frame.to_csv(csv, index=False)
+    result = store.run("train_rfc.py", *FAST_RFC, "--data", str(csv))
+    assert_clean(result)
+    run = only_run(store, RFC_EXPERIMENT)
+    mlflow.set_tracking_uri(store.uri)
+    (logged_model,) = mlflow.search_logged_models(
+        experiment_ids=[run.info.experiment_id], output_format="list"
+    )
+    model = mlflow.pyfunc.load_model(f"models:/{logged_model.model_id}")
+    assert set(model.predict(frame.drop(columns="diagnosis"))) == {"0", "1"}
+
+
 def test_a_run_from_another_directory_lands_in_the_same_default_store(tmp_path):
     """Without MLFLOW_TRACKING_URI, the store is <repo>/mlflow.db whatever the cwd.
 
