@@ -50,6 +50,9 @@ if ! command -v mlflow >/dev/null; then
     fi
 fi
 
+# `./tracking_server.sh --help` is MLflow's own help for every option this script passes on.
+case "${1:-}" in -h | --help) exec mlflow server --help ;; esac
+
 # A SQLite file needs its folder; a local artifact destination is created by the server.
 if [[ "$BACKEND_STORE_URI" == sqlite:///* ]]; then
     mkdir -p "$(dirname "${BACKEND_STORE_URI#sqlite:///}")"
