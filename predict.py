@@ -55,14 +55,7 @@ def parse_args(argv=None):
         metavar="URL",
         help="send the rows to a model server (serve_model.sh) instead of loading the model here",
     )
-    parser.add_argument(
-        "--model-name",
-        default="breast-cancer-classifier",
-        help="registered model to load (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--alias", default="champion", help="alias of the version to load (default: %(default)s)"
-    )
+    plumbing.add_model_arguments(parser)
     return parser.parse_args(argv)
 
 
@@ -70,10 +63,7 @@ def predict_locally(model_uri: str, rows: pd.DataFrame) -> list:
     try:
         model = mlflow.pyfunc.load_model(model_uri)
     except MlflowException as exc:
-        raise plumbing.TutorialError(
-            f"cannot load {model_uri} from {mlflow.get_tracking_uri()} ({first_line(exc)}); "
-            "run `python register_model.py` first"
-        ) from None
+        raise plumbing.cannot_load(model_uri, exc) from None
     # Keep the columns the signature names (a CSV may carry the label or an id column too).
     # Whatever is missing or mistyped is then caught by MLflow's signature check in predict().
     wanted = model.metadata.get_input_schema().input_names()
@@ -106,13 +96,9 @@ def predict_via_server(url: str, rows: pd.DataFrame) -> list:
         ) from None
 
 
-def first_line(message) -> str:
-    return str(message).strip().splitlines()[0]
-
-
 def schema_error(message) -> str:
     """MLflow's schema errors print the whole frame, then '. Error: <the reason>'."""
-    return first_line(str(message).rpartition(". Error: ")[2])
+    return plumbing.first_line(str(message).rpartition(". Error: ")[2])
 
 
 def main(argv=None):

@@ -55,14 +55,7 @@ def parse_args(argv=None):
         help="write the predictions as a folder of CSV files, one per partition, as Spark does "
         "(default: print them; fine for a sample, not for a cluster-sized table)",
     )
-    parser.add_argument(
-        "--model-name",
-        default="breast-cancer-classifier",
-        help="registered model to load (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--alias", default="champion", help="alias of the version to load (default: %(default)s)"
-    )
+    plumbing.add_model_arguments(parser)
     parser.add_argument(
         "--master",
         default=DEFAULT_MASTER,
@@ -99,10 +92,7 @@ def feature_columns(model_uri: str) -> list[str]:
     try:
         signature = mlflow.models.get_model_info(model_uri).signature
     except MlflowException as exc:
-        raise plumbing.TutorialError(
-            f"cannot load {model_uri} from {mlflow.get_tracking_uri()} "
-            f"({str(exc).strip().splitlines()[0]}); run `python register_model.py` first"
-        ) from None
+        raise plumbing.cannot_load(model_uri, exc) from None
     return signature.inputs.input_names()
 
 
@@ -173,7 +163,7 @@ def main(argv=None):
         else:
             predictions.toPandas().to_csv(sys.stdout, index=False)
     except PySparkException as exc:
-        raise plumbing.TutorialError(f"Spark: {str(exc).strip().splitlines()[0]}") from None
+        raise plumbing.TutorialError(f"Spark: {plumbing.first_line(exc)}") from None
     finally:
         spark.stop()
 

@@ -22,7 +22,6 @@ from mlflow.exceptions import MlflowException
 
 import tutorial_plumbing as plumbing
 
-DEFAULT_MODEL_NAME = "breast-cancer-classifier"
 # The hyperparameters worth seeing in the leaderboard, for whichever model family a run used.
 KEY_PARAMS = [
     "n_estimators",
@@ -59,7 +58,7 @@ def parse_args(argv=None):
     )
     parser.add_argument(
         "--model-name",
-        default=DEFAULT_MODEL_NAME,
+        default=plumbing.MODEL_NAME,
         help="registered model to add the version to (default: %(default)s)",
     )
     parser.add_argument(

@@ -36,6 +36,9 @@ DEFAULT_ARTIFACT_ROOT = REPO_ROOT / "mlruns"
 RFC_EXPERIMENT = "breast-cancer-random-forest"
 ANN_EXPERIMENT = "breast-cancer-neural-network"
 
+# The registered model that register_model.py promotes and predict*.py / serve_model.sh load.
+MODEL_NAME = "breast-cancer-classifier"
+
 # The metric the tutorial ranks runs by: F1 balances missed tumours (recall) against false
 # alarms (precision), where accuracy would hide a model that never says "malignant".
 MAIN_METRIC = "test_f1"
@@ -43,6 +46,19 @@ MAIN_METRIC = "test_f1"
 
 class TutorialError(Exception):
     """A problem the user can fix. Reported as one line on stderr, never as a traceback."""
+
+
+def first_line(message) -> str:
+    """The first line of an exception's text: what a one-line error can quote of it."""
+    return str(message).strip().splitlines()[0]
+
+
+def cannot_load(model_uri: str, exc: Exception) -> TutorialError:
+    """The error for a registered model that is not there (yet) in the current store."""
+    return TutorialError(
+        f"cannot load {model_uri} from {mlflow.get_tracking_uri()} ({first_line(exc)}); "
+        "run `python register_model.py` first"
+    )
 
 
 # --- The store ----------------------------------------------------------------------------
@@ -104,8 +120,7 @@ def read_csv(path: str | Path) -> pd.DataFrame:
     except pd.errors.EmptyDataError:
         raise TutorialError(f"{path} is empty") from None
     except (pd.errors.ParserError, UnicodeDecodeError) as exc:
-        reason = str(exc).strip().splitlines()[0]
-        raise TutorialError(f"{path} is not a readable CSV file ({reason})") from None
+        raise TutorialError(f"{path} is not a readable CSV file ({first_line(exc)})") from None
     if frame.empty:
         raise TutorialError(f"{path} has a header but no rows")
     return frame
@@ -325,6 +340,18 @@ def add_common_arguments(parser: argparse.ArgumentParser, default_experiment: st
     )
 
 
+def add_model_arguments(parser: argparse.ArgumentParser) -> None:
+    """--model-name and --alias: which registered model version a client loads."""
+    parser.add_argument(
+        "--model-name",
+        default=MODEL_NAME,
+        help="registered model to load (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--alias", default="champion", help="alias of the version to load (default: %(default)s)"
+    )
+
+
 def exit_on_error(main: Callable[[], object]) -> None:
     """Run `main`; turn the errors a user can cause into one line on stderr and an exit code.
 
@@ -343,7 +370,7 @@ def exit_on_error(main: Callable[[], object]) -> None:
         print("error: interrupted (a run in progress was ended as FAILED)", file=sys.stderr)
         sys.exit(130)
     except MlflowException as exc:
-        sys.exit(f"error: MLflow: {str(exc).strip().splitlines()[0]}")
+        sys.exit(f"error: MLflow: {first_line(exc)}")
     except (ValueError, TypeError) as exc:
         # scikit-learn's own parameter checks ("The 'alpha' parameter ... must be ...").
-        sys.exit(f"error: {str(exc).strip().splitlines()[0]}")
+        sys.exit(f"error: {first_line(exc)}")
