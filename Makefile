@@ -1,7 +1,5 @@
 # The tutorial's commands. `make demo` and `make test` are all a new reader needs.
 PYTHON ?= python3
-VENV := .venv
-BIN := $(VENV)/bin
 UI_PORT ?= 5000
 SERVE_PORT ?= 5001
 # Keep MLflow's anonymous usage telemetry off in everything make starts.
@@ -9,68 +7,121 @@ export MLFLOW_DISABLE_TELEMETRY := true
 # `mlflow ui` would also start background job workers for GenAI features this tutorial never uses.
 export MLFLOW_SERVER_ENABLE_JOB_EXECUTION := false
 
-.PHONY: demo train serve-once serve test lint ui clean
+# The Python environment everything runs in:
+# - yours, if one is active (VIRTUAL_ENV is set): make uses it as it is, and installs only the
+#   extra tools that test, lint, bench, screenshots and install-* need (it says so);
+# - else .venv here (activated or not), which make creates on the first run, updates when it
+#   lacks what requirements.txt pins, and otherwise leaves alone (one you built yourself too).
+ifeq ($(VIRTUAL_ENV),)
+ENV_DIR := $(CURDIR)/.venv
+else
+ENV_DIR := $(VIRTUAL_ENV)
+endif
+ifeq ($(ENV_DIR),$(CURDIR)/.venv)
+ENV_NAME := .venv
+else
+ENV_NAME := $(ENV_DIR)
+endif
+# So `python`, `mlflow`, `ruff` below are the environment's, as after `source .venv/bin/activate`,
+# and serve_model.sh and tracking_server.sh find its mlflow too. bash, not make's default sh:
+# then every line runs in a shell that looks the commands up on this PATH (make's own shortcut
+# for simple lines may use the PATH make started with: macOS's make 3.81 does).
+export PATH := $(ENV_DIR)/bin:$(PATH)
+SHELL := /bin/bash
 
-# The virtual environment, rebuilt whenever a requirements file changes.
-$(BIN)/.installed: requirements.txt
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -r requirements.txt
-	touch $@
+# What the environment lacks of a requirements file's pins, in a few words; empty if nothing.
+# requirements/check.py reads the installed versions: no pip, no network, a tenth of a second.
+lacks = $(shell "$(ENV_DIR)/bin/python" requirements/check.py $(1) 2>&1)
 
-$(BIN)/.installed-test: $(BIN)/.installed requirements-test.txt requirements-team.txt \
-		requirements-spark.txt requirements-browser.txt
-	$(BIN)/python -m pip install --quiet -r requirements-test.txt
-	touch $@
+define CREATE_VENV
+@echo "make: creating .venv and installing requirements.txt (first run)"
+$(PYTHON) -m venv .venv
+.venv/bin/python -m pip install --quiet --upgrade pip
+.venv/bin/python -m pip install --quiet -r requirements.txt
+endef
 
-## demo: install, train, promote the best run, serve it for one request, then say what to open
+define UPDATE_VENV
+@echo "make: .venv does not match requirements.txt ($(call lacks,requirements.txt)): installing it"
+.venv/bin/python -m pip install --quiet -r requirements.txt
+endef
+
+# A target's extra tools (one of requirements/*.txt), installed only if the environment lacks them.
+define install_extras
+$(if $(call lacks,$(1)),@echo "make: installing $(1) into $(ENV_NAME) (make $@ needs it)"
+python -m pip install --quiet -r $(1))
+endef
+
+.PHONY: env demo train serve-once serve test lint ui clean
+
+# Every target but clean runs `env` first. The decisions are made when it runs, so `make -n`
+# shows only what would really be done.
+ifeq ($(ENV_NAME),.venv)
+# No .venv yet: create it. A .venv without what requirements.txt pins (it changed since .venv was
+# built, say): install that. Else nothing.
+env:
+	$(if $(wildcard .venv/bin/python),$(if $(call lacks,requirements.txt),$(UPDATE_VENV)),$(CREATE_VENV))
+else
+# Yours: used as it is, after one line saying so (and whether it lacks any pins).
+env:
+	$(if $(shell test -x "$(ENV_DIR)/bin/python" && echo yes),,$(error VIRTUAL_ENV is $(ENV_DIR) but it has no bin/python: activate a working environment or unset VIRTUAL_ENV))
+	@echo "make: using the active virtual environment $(ENV_DIR)$(if $(call lacks,requirements.txt), (which differs from requirements.txt: $(call lacks,requirements.txt)))"
+endif
+
+## demo: train six runs, promote the best, serve it for one request, then say what to open
 demo: train
-	$(BIN)/python register_model.py
-	@$(MAKE) --no-print-directory serve-once
+	python register_model.py
+	$(SERVE_ONCE)
 	@echo
 	@echo "Done. Browse the runs and the registered model with:  make ui"
 	@echo "then open http://127.0.0.1:$(UI_PORT)"
 
 ## serve-once: start serve_model.sh, send the sample rows with predict.py --url, stop the server
-serve-once: $(BIN)/.installed
-	@echo "Starting ./serve_model.sh on port $(SERVE_PORT) for one request (log: .serve-once.log)"
-	@setsid env PORT=$(SERVE_PORT) PATH="$(CURDIR)/$(BIN):$$PATH" ./serve_model.sh > .serve-once.log 2>&1 & \
-	server=$$!; trap 'kill -- -$$server 2>/dev/null; wait $$server 2>/dev/null' EXIT; \
-	for second in $$(seq 120); do \
-		kill -0 $$server 2>/dev/null || { cat .serve-once.log; exit 1; }; \
-		grep -q "^Serving" .serve-once.log && $(BIN)/python predict.py \
-			--url http://127.0.0.1:$(SERVE_PORT) > .serve-once.out 2>/dev/null && break; \
-		sleep 1; \
-	done; \
-	echo "$(BIN)/python predict.py --url http://127.0.0.1:$(SERVE_PORT)"; cat .serve-once.out; \
-	echo "Server stopped."
+serve-once: env
+	$(SERVE_ONCE)
+
+# One recipe shared by demo and serve-once: the server runs in its own process group, so the trap
+# stops it (and its workers) however the loop ends.
+define SERVE_ONCE
+@echo "Starting ./serve_model.sh on port $(SERVE_PORT) for one request (log: .serve-once.log)"
+@setsid env PORT=$(SERVE_PORT) ./serve_model.sh > .serve-once.log 2>&1 & \
+server=$$!; trap 'kill -- -$$server 2>/dev/null; wait $$server 2>/dev/null' EXIT; \
+for second in $$(seq 120); do \
+	kill -0 $$server 2>/dev/null || { cat .serve-once.log; exit 1; }; \
+	grep -q "^Serving" .serve-once.log && python predict.py \
+		--url http://127.0.0.1:$(SERVE_PORT) > .serve-once.out 2>/dev/null && break; \
+	sleep 1; \
+done; \
+echo "python predict.py --url http://127.0.0.1:$(SERVE_PORT)"; cat .serve-once.out; \
+echo "Server stopped."
+endef
 
 ## train: three hyperparameter settings per model family, so the UI has runs to compare
-train: $(BIN)/.installed
-	$(BIN)/python train_rfc.py --n-estimators 50 --max-depth 3 --run-name rf-shallow
-	$(BIN)/python train_rfc.py --n-estimators 100 --run-name rf-default
-	$(BIN)/python train_rfc.py --n-estimators 300 --min-samples-leaf 5 --max-features 0.5 --run-name rf-smooth
-	$(BIN)/python train_ann.py --hidden-layers 16 --run-name mlp-small
-	$(BIN)/python train_ann.py --hidden-layers 64,32 --alpha 0.01 --run-name mlp-two-layers
-	$(BIN)/python train_ann.py --hidden-layers 8 --alpha 1.0 --learning-rate 0.01 --run-name mlp-strong-penalty
+train: env
+	python train_rfc.py --n-estimators 50 --max-depth 3 --run-name rf-shallow
+	python train_rfc.py --n-estimators 100 --run-name rf-default
+	python train_rfc.py --n-estimators 300 --min-samples-leaf 5 --max-features 0.5 --run-name rf-smooth
+	python train_ann.py --hidden-layers 16 --run-name mlp-small
+	python train_ann.py --hidden-layers 64,32 --alpha 0.01 --run-name mlp-two-layers
+	python train_ann.py --hidden-layers 8 --alpha 1.0 --learning-rate 0.01 --run-name mlp-strong-penalty
 
-## test: the same set-up plus the test tools, then every test
-test: $(BIN)/.installed-test
-	$(BIN)/python -m pytest -n 2
+## test: the same set-up plus the test tools (requirements/test.txt), then every test
+test: env
+	$(call install_extras,requirements/test.txt)
+	python -m pytest -n 2
 
-## lint: ruff, the pinned version (installed on its own: lint needs none of the test extras)
-lint: $(BIN)/.installed requirements-lint.txt
-	$(BIN)/python -m pip install --quiet -r requirements-lint.txt
-	$(BIN)/ruff check .
-	$(BIN)/ruff format --check .
+## lint: ruff, the pinned version (requirements/lint.txt: lint needs none of the test extras)
+lint: env
+	$(call install_extras,requirements/lint.txt)
+	ruff check .
+	ruff format --check .
 
 ## ui: MLflow's UI on this machine only (127.0.0.1), reading the tutorial's store
-ui: $(BIN)/.installed
-	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlflow.db --host 127.0.0.1 --port $(UI_PORT) --workers 1
+ui: env
+	mlflow ui --backend-store-uri "sqlite:///$(CURDIR)/mlflow.db" --host 127.0.0.1 --port $(UI_PORT) --workers 1
 
 ## serve: serve the champion on http://127.0.0.1:$(SERVE_PORT) until Ctrl-C
-serve: $(BIN)/.installed
-	PORT=$(SERVE_PORT) PATH="$(CURDIR)/$(BIN):$$PATH" ./serve_model.sh
+serve: env
+	PORT=$(SERVE_PORT) ./serve_model.sh
 
 ## clean: forget every run (the store, and the team server's in server/) but keep .venv
 clean:
@@ -78,22 +129,22 @@ clean:
 
 ## bench: what tracking costs, how promotion and serving scale; writes docs/benchmarks.md (apt: hyperfine wrk)
 .PHONY: bench
-bench: $(BIN)/.installed
-	$(BIN)/python -m pip install --quiet -r requirements-bench.txt
-	$(BIN)/python benchmarks/run.py
+bench: env
+	$(call install_extras,requirements/bench.txt)
+	python benchmarks/run.py
 
 ## screenshots: retake docs/images/ui-*.png from a fresh demo in a temporary store (apt: chromium)
 .PHONY: screenshots
-screenshots: $(BIN)/.installed
-	$(BIN)/python -m pip install --quiet -r requirements-browser.txt
-	$(BIN)/python docs/capture_screenshots.py
+screenshots: env
+	$(call install_extras,requirements/browser.txt)
+	python docs/capture_screenshots.py
 
 ## server: a tracking server for a team on http://127.0.0.1:5050 (SQLite and artifacts in server/)
-## install-team / install-spark: the PostgreSQL driver and boto3 / PySpark, for the optional chapters
+## install-team / install-spark: requirements/team.txt (PostgreSQL driver, boto3) / spark.txt (PySpark)
 .PHONY: server install-team install-spark
-server: $(BIN)/.installed
-	PATH="$(CURDIR)/$(BIN):$$PATH" ./tracking_server.sh
-install-team: $(BIN)/.installed
-	$(BIN)/python -m pip install --quiet -r requirements-team.txt
-install-spark: $(BIN)/.installed
-	$(BIN)/python -m pip install --quiet -r requirements-spark.txt
+server: env
+	./tracking_server.sh
+install-team: env
+	$(call install_extras,requirements/team.txt)
+install-spark: env
+	$(call install_extras,requirements/spark.txt)

@@ -15,55 +15,34 @@ Run it after `python register_model.py`:
 
 import argparse
 import json
+import os
 import sys
 import urllib.error
 import urllib.request
+from pathlib import Path
 
 import mlflow
 import pandas as pd
 from mlflow.exceptions import MlflowException
 
-import tutorial_plumbing as plumbing
+try:  # one-line errors for a bad CSV and MLflow's own exceptions; this file runs without it
+    import guardrails
+except ModuleNotFoundError:
+    guardrails = None
 
-DEFAULT_ROWS = plumbing.REPO_ROOT / "data" / "sample_rows.csv"
-
-
-def server_url(text: str) -> str:
-    if not text.startswith(("http://", "https://")):
-        raise argparse.ArgumentTypeError(f"must start with http:// or https://, got {text!r}")
-    return text
-
-
-def parse_args(argv=None):
-    parser = plumbing.ArgumentParser(
-        description="Predict a CSV with the registered champion model, locally or via its server.",
-        epilog="Example: python predict.py --url http://127.0.0.1:5001",
-    )
-    parser.add_argument(
-        "--data",
-        default=DEFAULT_ROWS,
-        metavar="PATH",
-        help="CSV with the model's feature columns; other columns are ignored "
-        "(default: the repository's data/sample_rows.csv)",
-    )
-    parser.add_argument(
-        "--output", metavar="PATH", help="write the predictions CSV here (default: stdout)"
-    )
-    parser.add_argument(
-        "--url",
-        type=server_url,
-        metavar="URL",
-        help="send the rows to a model server (serve_model.sh) instead of loading the model here",
-    )
-    plumbing.add_model_arguments(parser)
-    return parser.parse_args(argv)
+HERE = Path(__file__).resolve().parent
+ROWS = HERE / "data" / "sample_rows.csv"
+MODEL_NAME = "breast-cancer-classifier"
 
 
 def predict_locally(model_uri: str, rows: pd.DataFrame) -> list:
     try:
         model = mlflow.pyfunc.load_model(model_uri)
     except MlflowException as exc:
-        raise plumbing.cannot_load(model_uri, exc) from None
+        raise SystemExit(
+            f"error: cannot load {model_uri} from {mlflow.get_tracking_uri()} "
+            f"({first_line(exc)}); run `python register_model.py` first"
+        ) from None
     # Keep the columns the signature names (a CSV may carry the label or an id column too).
     # Whatever is missing or mistyped is then caught by MLflow's signature check in predict().
     wanted = model.metadata.get_input_schema().input_names()
@@ -71,7 +50,7 @@ def predict_locally(model_uri: str, rows: pd.DataFrame) -> list:
     try:
         return list(model.predict(rows))
     except MlflowException as exc:
-        raise plumbing.TutorialError(f"input does not fit the model: {schema_error(exc)}") from None
+        raise SystemExit(f"error: input does not fit the model: {schema_error(exc)}") from None
 
 
 def predict_via_server(url: str, rows: pd.DataFrame) -> list:
@@ -87,27 +66,37 @@ def predict_via_server(url: str, rows: pd.DataFrame) -> list:
             return json.load(response)["predictions"]
     except urllib.error.HTTPError as exc:
         message = json.loads(exc.read() or b"{}").get("message", exc.reason)
-        raise plumbing.TutorialError(
-            f"the server refused the input (HTTP {exc.code}): {schema_error(message)}"
+        raise SystemExit(
+            f"error: the server refused the input (HTTP {exc.code}): {schema_error(message)}"
         ) from None
     except urllib.error.URLError as exc:
-        raise plumbing.TutorialError(
-            f"no model server at {url} ({exc.reason}); start one with ./serve_model.sh"
+        raise SystemExit(
+            f"error: no model server at {url} ({exc.reason}); start one with ./serve_model.sh"
         ) from None
 
 
 def schema_error(message) -> str:
     """MLflow's schema errors print the whole frame, then '. Error: <the reason>'."""
-    return plumbing.first_line(str(message).rpartition(". Error: ")[2])
+    return first_line(str(message).rpartition(". Error: ")[2])
+
+
+def first_line(message) -> str:
+    return str(message).strip().splitlines()[0]
 
 
 def main(argv=None):
     args = parse_args(argv)
-    rows = plumbing.read_csv(args.data)
+    rows = guardrails.read_csv(args.data) if guardrails else pd.read_csv(args.data)
     if args.url:
         predictions = predict_via_server(args.url, rows)
     else:
-        plumbing.use_tutorial_store()
+        # The store the scripts wrote to: mlflow.db next to this file, unless
+        # MLFLOW_TRACKING_URI names another (a team server, say).
+        if "MLFLOW_TRACKING_URI" not in os.environ:
+            store = HERE / "mlflow.db"
+            if not store.exists():  # MLflow would create an empty one; say what is missing
+                raise SystemExit(f"error: no store at {store}; train and register first")
+            mlflow.set_tracking_uri(f"sqlite:///{store}")
         predictions = predict_locally(f"models:/{args.model_name}@{args.alias}", rows)
     result = pd.DataFrame({"prediction": predictions})
     result.to_csv(args.output or sys.stdout, index=False)
@@ -115,5 +104,51 @@ def main(argv=None):
         print(f"Wrote {len(result)} predictions to {args.output}")
 
 
+# --- The command line -----------------------------------------------------------------------
+
+
+def server_url(text: str) -> str:
+    if not text.startswith(("http://", "https://")):
+        raise argparse.ArgumentTypeError(f"must start with http:// or https://, got {text!r}")
+    return text
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(
+        description="Predict a CSV with the registered champion model, locally or via its server.",
+        epilog="Example: python predict.py --url http://127.0.0.1:5001",
+    )
+    parser.add_argument(
+        "--data",
+        default=ROWS,
+        metavar="PATH",
+        help="CSV with the model's feature columns; other columns are ignored "
+        "(default: the repository's data/sample_rows.csv)",
+    )
+    parser.add_argument(
+        "--output", metavar="PATH", help="write the predictions CSV here (default: stdout)"
+    )
+    parser.add_argument(
+        "--url",
+        type=server_url,
+        metavar="URL",
+        help="send the rows to a model server (serve_model.sh) instead of loading the model here",
+    )
+    parser.add_argument(
+        "--model-name",
+        default=MODEL_NAME,
+        help="registered model to load (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--alias", default="champion", help="alias of the version to load (default: %(default)s)"
+    )
+    if guardrails:
+        guardrails.strict(parser)
+    return parser.parse_args(argv)
+
+
 if __name__ == "__main__":
-    plumbing.exit_on_error(main)
+    if guardrails:
+        guardrails.exit_on_error(main)
+    else:
+        main()

@@ -7,16 +7,17 @@ one `predict.py` loads, `models:/breast-cancer-classifier@champion`, so the pred
 same row for row: only where the work runs has changed. On this machine Spark runs "local[2]"
 (two threads in one JVM); on a cluster the same code runs on as many machines as it has.
 
-Run it after `python register_model.py` (needs `pip install -r requirements-spark.txt`, Java 17+):
+Run it after `python register_model.py` (needs `pip install -r requirements/spark.txt`, Java 17+):
 
     python predict_spark.py                                 # the sample rows, printed as CSV
     python predict_spark.py --data data/breast_cancer.csv --output predictions/
     python predict_spark.py --master spark://spark-master:7077 \\
-        --data s3a://bucket/to-score/ --output s3a://bucket/scored/    # see the README
+        --data s3a://bucket/to-score/ --output s3a://bucket/scored/    # see docs/spark.md
 
 Compare with the pandas path: `python predict.py` prints the very same CSV.
 """
 
+import argparse
 import logging
 import os
 import sys
@@ -28,17 +29,19 @@ from pyspark.errors import PySparkException
 from pyspark.sql import SparkSession
 from pyspark.sql.functions import coalesce, col, struct, when
 
-import tutorial_plumbing as plumbing
+import guardrails
 
-DEFAULT_ROWS = plumbing.REPO_ROOT / "data" / "sample_rows.csv"
+HERE = Path(__file__).resolve().parent
+DEFAULT_ROWS = HERE / "data" / "sample_rows.csv"
+MODEL_NAME = "breast-cancer-classifier"
 # Spark on this machine: two worker threads. A cluster's master URL replaces it (--master).
 DEFAULT_MASTER = "local[2]"
 # Warnings only, on one line each: Spark's default logging would bury the output in INFO lines.
-LOG4J2_CONFIG = plumbing.REPO_ROOT / "spark" / "log4j2.properties"
+LOG4J2_CONFIG = HERE / "spark" / "log4j2.properties"
 
 
 def parse_args(argv=None):
-    parser = plumbing.ArgumentParser(
+    parser = argparse.ArgumentParser(
         description="Predict a CSV on Spark with the registered champion model (spark_udf).",
         epilog="Example: python predict_spark.py --data data/breast_cancer.csv --output scored/",
     )
@@ -55,7 +58,14 @@ def parse_args(argv=None):
         help="write the predictions as a folder of CSV files, one per partition, as Spark does "
         "(default: print them; fine for a sample, not for a cluster-sized table)",
     )
-    plumbing.add_model_arguments(parser)
+    parser.add_argument(
+        "--model-name",
+        default=MODEL_NAME,
+        help="registered model to load (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--alias", default="champion", help="alias of the version to load (default: %(default)s)"
+    )
     parser.add_argument(
         "--master",
         default=DEFAULT_MASTER,
@@ -63,7 +73,7 @@ def parse_args(argv=None):
         help="where Spark runs: local[N] for N threads here, or a cluster such as "
         "spark://host:7077 (default: %(default)s)",
     )
-    return parser.parse_args(argv)
+    return guardrails.strict(parser).parse_args(argv)
 
 
 def start_spark(master: str) -> SparkSession:
@@ -92,7 +102,10 @@ def feature_columns(model_uri: str) -> list[str]:
     try:
         signature = mlflow.models.get_model_info(model_uri).signature
     except MlflowException as exc:
-        raise plumbing.cannot_load(model_uri, exc) from None
+        raise SystemExit(
+            f"error: cannot load {model_uri} from {mlflow.get_tracking_uri()} "
+            f"({guardrails.first_line(exc)}); run `python register_model.py` first"
+        ) from None
     return signature.inputs.input_names()
 
 
@@ -106,7 +119,13 @@ def drop_local_env_notice(record: logging.LogRecord) -> bool:
 
 def main(argv=None):
     args = parse_args(argv)
-    plumbing.use_tutorial_store()
+    # The store the other scripts use: mlflow.db next to this file, unless MLFLOW_TRACKING_URI
+    # names another (a team server, say).
+    if "MLFLOW_TRACKING_URI" not in os.environ:
+        store = HERE / "mlflow.db"
+        if not store.exists():
+            raise SystemExit(f"error: no store at {store}; train and register first")
+        mlflow.set_tracking_uri(f"sqlite:///{store}")
     model_uri = f"models:/{args.model_name}@{args.alias}"
     features = feature_columns(model_uri)
 
@@ -114,10 +133,10 @@ def main(argv=None):
 
     # Local paths are checked here, in a second; Spark reports a missing s3a:// path itself.
     if "://" not in args.data and not Path(args.data).exists():
-        raise plumbing.TutorialError(f"data file not found: {args.data}")
+        raise SystemExit(f"error: data file not found: {args.data}")
     if args.output and "://" not in args.output and Path(args.output).exists():
-        raise plumbing.TutorialError(
-            f"{args.output} already exists; Spark writes a new folder, so choose another name"
+        raise SystemExit(
+            f"error: {args.output} already exists; Spark writes a new folder, so choose another name"
         )
 
     spark = start_spark(args.master)
@@ -125,8 +144,8 @@ def main(argv=None):
         rows = spark.read.csv(args.data, header=True)
         missing = [name for name in features if name not in rows.columns]
         if missing:
-            raise plumbing.TutorialError(
-                f"{args.data} lacks {len(missing)} of the model's {len(features)} columns "
+            raise SystemExit(
+                f"error: {args.data} lacks {len(missing)} of the model's {len(features)} columns "
                 f"(e.g. {', '.join(missing[:3])})"
             )
         # One quick pass for a cell that is not a number: reported here in one line, it would
@@ -140,8 +159,8 @@ def main(argv=None):
             .first()
         )
         if bad is not None:
-            raise plumbing.TutorialError(
-                f"column {bad.bad_column!r} of {args.data} holds {bad[bad.bad_column]!r}, "
+            raise SystemExit(
+                f"error: column {bad.bad_column!r} of {args.data} holds {bad[bad.bad_column]!r}, "
                 "which is not a number"
             )
         # The model was trained on doubles. An empty cell stays empty (null; NaN in pandas).
@@ -163,10 +182,10 @@ def main(argv=None):
         else:
             predictions.toPandas().to_csv(sys.stdout, index=False)
     except PySparkException as exc:
-        raise plumbing.TutorialError(f"Spark: {plumbing.first_line(exc)}") from None
+        raise SystemExit(f"error: Spark: {guardrails.first_line(exc)}") from None
     finally:
         spark.stop()
 
 
 if __name__ == "__main__":
-    plumbing.exit_on_error(main)
+    guardrails.exit_on_error(main)

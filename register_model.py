@@ -16,11 +16,26 @@ Run it after training:
 Then open "Model registry" in the UI's sidebar: the model, its versions, and the champion alias.
 """
 
+import argparse
+import os
+from pathlib import Path
+
 import mlflow
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
-import tutorial_plumbing as plumbing
+try:  # one-line errors for MLflow's own exceptions; this file runs without it
+    import guardrails
+except ModuleNotFoundError:
+    guardrails = None
+
+HERE = Path(__file__).resolve().parent
+# The experiments train_rfc.py and train_ann.py log to, and the name the champion is served by.
+EXPERIMENTS = ["breast-cancer-random-forest", "breast-cancer-neural-network"]
+MODEL_NAME = "breast-cancer-classifier"
+# F1 balances missed tumours (recall) against false alarms (precision), where accuracy would
+# hide a model that never says "malignant".
+METRIC = "test_f1"
 
 # The hyperparameters worth seeing in the leaderboard, for whichever model family a run used.
 KEY_PARAMS = [
@@ -33,68 +48,32 @@ KEY_PARAMS = [
 ]
 
 
-def parse_args(argv=None):
-    parser = plumbing.ArgumentParser(
-        description="Register the best run's model and point an alias at it, or roll back.",
-        epilog="Example: python register_model.py --metric test_roc_auc",
-    )
-    parser.add_argument(
-        "--experiment-name",
-        action="append",
-        metavar="NAME",
-        help="experiment to search; repeat for several "
-        f"(default: {plumbing.RFC_EXPERIMENT} and {plumbing.ANN_EXPERIMENT})",
-    )
-    parser.add_argument(
-        "--metric",
-        default=plumbing.MAIN_METRIC,
-        help="metric that ranks the runs (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--mode",
-        choices=["max", "min"],
-        default="max",
-        help="max if higher is better (scores), min if lower is (losses) (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--model-name",
-        default=plumbing.MODEL_NAME,
-        help="registered model to add the version to (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--alias",
-        default="champion",
-        help="alias to point at the chosen version (default: %(default)s)",
-    )
-    rollback = parser.add_mutually_exclusive_group()
-    rollback.add_argument(
-        "--version",
-        metavar="N",
-        help="roll back: point the alias at this existing version instead of the best run",
-    )
-    rollback.add_argument(
-        "--run-id",
-        metavar="ID",
-        help="point the alias at this run's model (registered now if it is not yet)",
-    )
-    return parser.parse_args(argv)
-
-
 def find_best_runs(experiment_names, metric, mode, top=5):
-    """The `top` finished runs by `metric`, best first. The store sorts: we fetch only `top`."""
+    """The `top` finished runs by `metric`, best first, among the runs that logged a model.
+
+    MLflow 3 ranks logged models, not only runs: each training script logs its test scores on
+    the model it logged (`model_id=`), and the store sorts the models by them, so we fetch only
+    `top`. Only a run with a model can become the champion: the child runs of a search
+    (`tune_rfc.py`) log a score but no model, and the search competes once, through its parent.
+    """
     experiments = [mlflow.get_experiment_by_name(name) for name in experiment_names]
     experiment_ids = [e.experiment_id for e in experiments if e is not None]
     if not experiment_ids:
         return []
-    return mlflow.search_runs(
+    models = mlflow.search_logged_models(
         experiment_ids=experiment_ids,
-        # The comparison keeps runs that never logged this metric out of the ranking.
-        filter_string=f"attributes.status = 'FINISHED' and metrics.`{metric}` > -1e300",
-        # Ties go to the older run, so re-running this never churns the champion.
-        order_by=[f"metrics.`{metric}` {'DESC' if mode == 'max' else 'ASC'}", "start_time ASC"],
-        max_results=top,
+        # The comparison keeps models without this metric out of the ranking.
+        filter_string=f"metrics.{metric} > -1e300",
+        # Ties go to the older model, so re-running this never churns the champion.
+        order_by=[
+            {"field_name": f"metrics.{metric}", "ascending": mode == "min"},
+            {"field_name": "creation_timestamp", "ascending": True},
+        ],
+        max_results=top * 2,  # a few spare, in case a run failed after logging its model
         output_format="list",
     )
+    runs = [mlflow.get_run(model.source_run_id) for model in models]
+    return [run for run in runs if run.info.status == "FINISHED"][:top]
 
 
 def why_nothing_ranks(experiment_names, metric) -> str:
@@ -121,7 +100,8 @@ def why_nothing_ranks(experiment_names, metric) -> str:
 
 def print_leaderboard(runs, metric, experiment_names):
     print(
-        f"Top {len(runs)} run{'s' * (len(runs) > 1)} by {metric} in {', '.join(experiment_names)}:"
+        f"Top {len(runs)} run{'s' * (len(runs) > 1)} with a logged model, by {metric}, "
+        f"in {', '.join(experiment_names)}:"
     )
     names = {
         run.info.experiment_id: mlflow.get_experiment(run.info.experiment_id).name for run in runs
@@ -188,8 +168,14 @@ def move_alias(client, model_name, alias, version):
 
 def main(argv=None):
     args = parse_args(argv)
-    experiment_names = args.experiment_name or [plumbing.RFC_EXPERIMENT, plumbing.ANN_EXPERIMENT]
-    plumbing.use_tutorial_store()
+    experiment_names = args.experiment_name or EXPERIMENTS
+    # The store the training scripts wrote to: mlflow.db next to this file, unless
+    # MLFLOW_TRACKING_URI names another (a team server, say).
+    if "MLFLOW_TRACKING_URI" not in os.environ:
+        store = HERE / "mlflow.db"
+        if not store.exists():  # MLflow would create an empty one; say what is missing instead
+            raise SystemExit(f"error: no store at {store}; train first: python train_rfc.py")
+        mlflow.set_tracking_uri(f"sqlite:///{store}")
     client = MlflowClient()
 
     if args.version:
@@ -197,8 +183,8 @@ def main(argv=None):
         try:
             client.get_model_version(args.model_name, args.version)
         except MlflowException:
-            raise plumbing.TutorialError(
-                f"model {args.model_name!r} has no version {args.version}; "
+            raise SystemExit(
+                f"error: model {args.model_name!r} has no version {args.version}; "
                 f"the {args.alias!r} alias was left unchanged"
             ) from None
         move_alias(client, args.model_name, args.alias, args.version)
@@ -206,8 +192,8 @@ def main(argv=None):
         try:
             run = client.get_run(args.run_id)
         except MlflowException:
-            raise plumbing.TutorialError(
-                f"no run with id {args.run_id!r}; the {args.alias!r} alias was left unchanged"
+            raise SystemExit(
+                f"error: no run with id {args.run_id!r}; the {args.alias!r} alias was left unchanged"
             ) from None
         version = version_of_run(client, args.model_name, run.info.run_id)
         if version is None:
@@ -217,7 +203,7 @@ def main(argv=None):
     else:
         runs = find_best_runs(experiment_names, args.metric, args.mode)
         if not runs:
-            raise plumbing.TutorialError(why_nothing_ranks(experiment_names, args.metric))
+            raise SystemExit(f"error: {why_nothing_ranks(experiment_names, args.metric)}")
         print_leaderboard(runs, args.metric, experiment_names)
         best = runs[0]
         existing = version_of_run(client, args.model_name, best.info.run_id)
@@ -236,5 +222,59 @@ def main(argv=None):
     print(f"Model URI: models:/{args.model_name}@{args.alias}")
 
 
+# --- The command line -----------------------------------------------------------------------
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(
+        description="Register the best run's model and point an alias at it, or roll back.",
+        epilog="Example: python register_model.py --metric test_roc_auc",
+    )
+    parser.add_argument(
+        "--experiment-name",
+        action="append",
+        metavar="NAME",
+        help=f"experiment to search; repeat for several (default: {' and '.join(EXPERIMENTS)})",
+    )
+    parser.add_argument(
+        "--metric",
+        default=METRIC,
+        help="metric that ranks the runs (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--mode",
+        choices=["max", "min"],
+        default="max",
+        help="max if higher is better (scores), min if lower is (losses) (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--model-name",
+        default=MODEL_NAME,
+        help="registered model to add the version to (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--alias",
+        default="champion",
+        help="alias to point at the chosen version (default: %(default)s)",
+    )
+    rollback = parser.add_mutually_exclusive_group()
+    rollback.add_argument(
+        "--version",
+        metavar="N",
+        help="roll back: point the alias at this existing version instead of the best run",
+    )
+    rollback.add_argument(
+        "--run-id",
+        metavar="ID",
+        help="point the alias at this run's model (registered now if it is not yet)",
+    )
+    if guardrails:
+        guardrails.strict(parser)
+    return parser.parse_args(argv)
+
+
 if __name__ == "__main__":
-    plumbing.exit_on_error(main)
+    if guardrails:
+        guardrails.exit_on_error(main)
+    else:
+        main()

@@ -17,12 +17,14 @@
 #
 # Settings (environment variables, defaults in brackets):
 #   BACKEND_STORE_URI [sqlite:///<repository>/server/mlflow.db]: any SQLAlchemy URL MLflow
-#     supports. PostgreSQL needs the driver: pip install -r requirements-team.txt
+#     supports. PostgreSQL needs the driver: pip install -r requirements/team.txt
 #   ARTIFACTS_DESTINATION [<repository>/server/artifacts]: a folder, or any artifact URI MLflow
 #     supports (s3://, gs://, wasbs://, ...), used unchanged.
-#   PORT [5050]: 5000 is left to `make ui`.   WORKERS [4]: uvicorn worker processes.
+#   PORT [5050]: 5000 is left to `make ui`.
+#   WORKERS [1]: uvicorn worker processes. One starts in seconds and serves a small team (it
+#     answers requests on several threads); raise it for many clients logging at once.
 #   HOST [127.0.0.1]: only this machine can connect. The server has NO authentication: read
-#     "Exposing the server" in the README before you change it.
+#     "Exposing the server" in docs/team-server.md before you change it.
 #   MLFLOW_SERVER_ENABLE_JOB_EXECUTION [false]: true also starts MLflow's background job
 #     workers (about eight processes), which only GenAI features use (LLM judges, trace archival).
 # Any further arguments go to `mlflow server` unchanged: ./tracking_server.sh --app-name basic-auth
@@ -34,7 +36,7 @@ set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 HOST="${HOST:-127.0.0.1}"
 PORT="${PORT:-5050}"
-WORKERS="${WORKERS:-4}"
+WORKERS="${WORKERS:-1}"
 BACKEND_STORE_URI="${BACKEND_STORE_URI:-sqlite:///$repo/server/mlflow.db}"
 ARTIFACTS_DESTINATION="${ARTIFACTS_DESTINATION:-$repo/server/artifacts}"
 # Classic ML tracking needs no job workers: leave them off unless asked for.

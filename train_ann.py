@@ -6,7 +6,7 @@ one execution with one set of hyperparameters. The model is a pipeline (scale, t
 network), so the logged model takes the raw CSV columns and scales them itself: whoever calls
 it later cannot forget that step.
 
-Run it (from any directory; runs land in the repository's mlflow.db and mlruns/):
+Run it (from any directory: the runs land in mlflow.db and mlruns/ next to this file):
 
     python train_ann.py
     python train_ann.py --hidden-layers 64,32 --alpha 0.01 --run-name two-layers
@@ -14,88 +14,107 @@ Run it (from any directory; runs land in the repository's mlflow.db and mlruns/)
 
 Then run `make ui`, open http://127.0.0.1:5000, pick the experiment
 "breast-cancer-neural-network" and compare test_f1 against alpha.
+
+Copy it: this file alone runs in any folder of yours (`python train_ann.py --data yours.csv
+--target label`). Here it also imports guardrails.py, which only makes bad input fail in one
+clear line.
 """
 
 import argparse
+import os
+from pathlib import Path
 
 import mlflow
+import pandas as pd
+import seaborn as sns
 import sklearn
 import skops
+from matplotlib.figure import Figure
 from mlflow.data.sources import LocalArtifactDatasetSource
 from mlflow.models import infer_signature
+from sklearn.metrics import (
+    accuracy_score,
+    confusion_matrix,
+    f1_score,
+    precision_score,
+    recall_score,
+    roc_auc_score,
+)
 from sklearn.model_selection import train_test_split
 from sklearn.neural_network import MLPClassifier
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
-import tutorial_plumbing as plumbing
+try:  # one-line errors for a bad CSV or flag; this file runs without it
+    import guardrails
+except ModuleNotFoundError:
+    guardrails = None
 
+HERE = Path(__file__).resolve().parent
+EXPERIMENT = "breast-cancer-neural-network"
+DATA = HERE / "data" / "breast_cancer.csv"
+TARGET = "diagnosis"
 # skops refuses to load any type it has not been told to trust. The fitted pipeline needs
-# exactly one beyond numpy and sklearn's own estimators: the Adam optimiser's saved state.
+# exactly one beyond numpy and scikit-learn's estimators: the Adam optimiser's saved state.
+# For your own model, ask skops: skops.io.get_untrusted_types(data=skops.io.dumps(model)).
 SKOPS_TRUSTED_TYPES = ["sklearn.neural_network._stochastic_optimizers.AdamOptimizer"]
 
 
-def layer_sizes(text: str) -> tuple[int, ...]:
-    """'64' is one hidden layer of 64 neurons; '64,32' is two layers."""
-    try:
-        sizes = tuple(int(part) for part in text.split(","))
-    except ValueError:
-        sizes = ()
-    if not sizes or min(sizes) < 1:
-        raise argparse.ArgumentTypeError(f"must be sizes >= 1 separated by commas, got {text!r}")
-    return sizes
+def test_scores(y_true, y_pred, y_proba, classes) -> dict[str, float]:
+    """Accuracy, precision, recall, F1 and ROC AUC on the held-out rows.
+
+    With two classes the second one (`malignant` here) is the positive class, as in
+    scikit-learn; with more, each score is the average over the classes.
+    """
+    if len(classes) == 2:
+        per_class = {"average": "binary", "pos_label": classes[1]}
+        roc_auc = roc_auc_score(y_true == classes[1], y_proba[:, 1])
+    else:
+        per_class = {"average": "macro"}
+        roc_auc = roc_auc_score(y_true, y_proba, multi_class="ovr", labels=classes)
+    return {
+        "test_accuracy": accuracy_score(y_true, y_pred),
+        "test_precision": precision_score(y_true, y_pred, zero_division=0, **per_class),
+        "test_recall": recall_score(y_true, y_pred, zero_division=0, **per_class),
+        "test_f1": f1_score(y_true, y_pred, zero_division=0, **per_class),
+        "test_roc_auc": roc_auc,
+    }
 
 
-def parse_args(argv=None):
-    parser = plumbing.ArgumentParser(
-        description="Train a scaled neural network on a CSV and log the run to MLflow.",
-        epilog="Example: python train_ann.py --hidden-layers 64,32 --alpha 0.01",
+def confusion_matrix_figure(y_true, y_pred, classes, title: str) -> Figure:
+    """Rows are the truth, columns the prediction: the off-diagonal cells are the mistakes."""
+    # A bare Figure, not pyplot: nothing global to close, and no display needed.
+    figure = Figure(figsize=(5, 4), layout="constrained")
+    axes = figure.subplots()
+    sns.heatmap(
+        confusion_matrix(y_true, y_pred, labels=classes),
+        annot=True,
+        fmt="d",
+        cmap="Blues",
+        cbar=False,
+        xticklabels=classes,
+        yticklabels=classes,
+        ax=axes,
     )
-    network = parser.add_argument_group("neural network hyperparameters")
-    network.add_argument(
-        "--hidden-layers",
-        type=layer_sizes,
-        default=(64,),
-        metavar="SIZES",
-        help="neurons per hidden layer, comma-separated: 64 or 64,32 (default: 64)",
-    )
-    network.add_argument(
-        "--activation",
-        choices=["relu", "tanh", "logistic"],
-        default="relu",
-        help="non-linearity between layers (default: %(default)s)",
-    )
-    network.add_argument(
-        "--alpha",
-        type=plumbing.non_negative_float,
-        default=1e-4,
-        help="L2 penalty on the weights; raise it when the network overfits (default: %(default)s)",
-    )
-    network.add_argument(
-        "--learning-rate",
-        type=plumbing.positive_float,
-        default=1e-3,
-        metavar="RATE",
-        help="Adam's initial step size; too high oscillates, too low never arrives "
-        "(default: %(default)s)",
-    )
-    network.add_argument(
-        "--max-iter",
-        type=plumbing.positive_int,
-        default=500,
-        metavar="N",
-        help="most passes over the training data; scikit-learn warns if the network has not "
-        "converged by then (default: %(default)s)",
-    )
-    plumbing.add_common_arguments(parser, default_experiment=plumbing.ANN_EXPERIMENT)
-    return parser.parse_args(argv)
+    axes.set(xlabel="predicted", ylabel="true", title=title)
+    return figure
 
 
 def main(argv=None):
     args = parse_args(argv)
-    X, y = plumbing.load_dataset(args.data, args.target)
+
+    # The data: one label column, every other column a numeric feature.
+    if guardrails:
+        guardrails.check_training_csv(args.data, args.target, args.test_size)
+    features = pd.read_csv(args.data)
+    # Labels are category names, even when spelled 0/1: the model then predicts strings, and
+    # its signature has a string output (an integer output makes MLflow warn about NaNs).
+    labels = features.pop(args.target).astype(str)
+    # Float features, for the same reason: an integer column makes MLflow warn that it cannot
+    # hold a missing value at serving time. As float64, a missing value is simply NaN.
+    features = features.astype("float64")
     X_train, X_test, y_train, y_test = train_test_split(
-        X, y, test_size=args.test_size, stratify=y, random_state=args.seed
+        features, labels, test_size=args.test_size, stratify=labels, random_state=args.seed
     )
     network = MLPClassifier(
         hidden_layer_sizes=args.hidden_layers,
@@ -110,10 +129,17 @@ def main(argv=None):
     layers = "x".join(map(str, args.hidden_layers))
     run_name = args.run_name or f"mlp-{layers}-alpha{args.alpha:g}"
 
-    plumbing.use_tutorial_store()
-    experiment_id = plumbing.resolve_experiment(args.experiment_name, args.experiment_id)
+    # Where the runs go: MLflow 3's default store, a SQLite file for runs and a folder for
+    # artifacts, both next to this file whatever folder you start it from (MLflow would put
+    # artifacts in ./mlruns of the current folder). MLFLOW_TRACKING_URI overrides it.
+    if "MLFLOW_TRACKING_URI" not in os.environ:
+        mlflow.set_tracking_uri(f"sqlite:///{HERE / 'mlflow.db'}")
+        if mlflow.get_experiment_by_name(args.experiment_name) is None:
+            artifacts = (HERE / "mlruns" / args.experiment_name).as_uri()
+            mlflow.create_experiment(args.experiment_name, artifact_location=artifacts)
+    mlflow.set_experiment(args.experiment_name)
 
-    with mlflow.start_run(experiment_id=experiment_id, run_name=run_name) as run:
+    with mlflow.start_run(run_name=run_name) as run:
         mlflow.set_tags({"model_family": "neural_network", "script": "train_ann.py"})
         # Batch the params: against a tracking server every call is one HTTP request.
         mlflow.log_params(
@@ -137,12 +163,10 @@ def main(argv=None):
         # A tag you can filter on later: `tags.converged = "False"` finds the runs to redo.
         mlflow.set_tag("converged", network.n_iter_ < args.max_iter)
         y_pred = model.predict(X_test)
-        metrics = plumbing.classification_metrics(
-            y_test, y_pred, model.predict_proba(X_test), model.classes_
-        )
-        # log_figure writes the PNG straight into the run: no file left in your directory.
+        metrics = test_scores(y_test, y_pred, model.predict_proba(X_test), model.classes_)
+        # log_figure writes the PNG straight into the run: no file left in your folder.
         mlflow.log_figure(
-            plumbing.confusion_matrix_figure(y_test, y_pred, model.classes_, title=run_name),
+            confusion_matrix_figure(y_test, y_pred, model.classes_, title=run_name),
             "confusion_matrix.png",
         )
         model_info = mlflow.sklearn.log_model(
@@ -163,8 +187,115 @@ def main(argv=None):
         # page then shows them, and search_logged_models() can rank models by them.
         mlflow.log_metrics(metrics, model_id=model_info.model_id)
 
-    plumbing.print_run_summary(run, metrics)
+    print(f"Run {run_name!r} logged to experiment {args.experiment_name!r}")
+    print(f"  run id: {run.info.run_id}")
+    for name, value in metrics.items():
+        print(f"  {name:<15}{value:.4f}")
+    print(f"  store:  {mlflow.get_tracking_uri()}")
+    where = f"experiments/{run.info.experiment_id}/runs/{run.info.run_id}"
+    if mlflow.get_tracking_uri().startswith("http"):
+        print(f"See it: open {mlflow.get_tracking_uri()}/#/{where}")
+    else:
+        print(f"See it: run `make ui`, then open http://127.0.0.1:5000/#/{where}")
+
+
+# --- The command line: every knob above, with its default ---------------------------------
+
+
+def layer_sizes(text: str) -> tuple[int, ...]:
+    """'64' is one hidden layer of 64 neurons; '64,32' is two layers."""
+    return tuple(int(size) for size in text.split(","))
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(
+        description="Train a scaled neural network on a CSV and log the run to MLflow.",
+        epilog="Example: python train_ann.py --hidden-layers 64,32 --alpha 0.01",
+    )
+    network = parser.add_argument_group("neural network hyperparameters")
+    network.add_argument(
+        "--hidden-layers",
+        type=layer_sizes,
+        default=(64,),
+        metavar="SIZES",
+        help="neurons per hidden layer, comma-separated: 64 or 64,32 (default: 64)",
+    )
+    network.add_argument(
+        "--activation",
+        choices=["relu", "tanh", "logistic"],
+        default="relu",
+        help="non-linearity between layers (default: %(default)s)",
+    )
+    network.add_argument(
+        "--alpha",
+        type=float,
+        default=1e-4,
+        help="L2 penalty on the weights; raise it when the network overfits (default: %(default)s)",
+    )
+    network.add_argument(
+        "--learning-rate",
+        type=float,
+        default=1e-3,
+        metavar="RATE",
+        help="Adam's initial step size; too high oscillates, too low never arrives "
+        "(default: %(default)s)",
+    )
+    network.add_argument(
+        "--max-iter",
+        type=int,
+        default=500,
+        metavar="N",
+        help="most passes over the training data; scikit-learn warns if the network has not "
+        "converged by then (default: %(default)s)",
+    )
+    data = parser.add_argument_group("data")
+    data.add_argument(
+        "--data",
+        type=Path,
+        default=DATA,
+        metavar="PATH",
+        help="CSV file with one row per example (default: data/breast_cancer.csv)",
+    )
+    data.add_argument(
+        "--target",
+        default=TARGET,
+        metavar="COLUMN",
+        help="column holding the label to predict; every other column is a numeric feature "
+        "(default: %(default)s)",
+    )
+    data.add_argument(
+        "--test-size",
+        type=float,
+        default=0.2,
+        metavar="FRACTION",
+        help="share of rows held out, stratified by label, to score the model (default: %(default)s)",
+    )
+    tracking = parser.add_argument_group("tracking")
+    tracking.add_argument(
+        "--experiment-name",
+        default=EXPERIMENT,
+        metavar="NAME",
+        help="experiment that groups this run with its siblings; created on first use "
+        "(default: %(default)s)",
+    )
+    tracking.add_argument(
+        "--run-name",
+        metavar="NAME",
+        help="label for this run in the UI (default: built from the hyperparameters)",
+    )
+    tracking.add_argument(
+        "--seed",
+        type=int,
+        default=42,
+        help="random seed for the split and the model, so a run can be repeated (default: %(default)s)",
+    )
+    if guardrails:  # ranges checked, and a bad flag printed as one line
+        guardrails.strict(parser)
+    return parser.parse_args(argv)
 
 
 if __name__ == "__main__":
-    plumbing.exit_on_error(main)
+    if guardrails:
+        guardrails.exit_on_error(main)
+    else:
+        main()

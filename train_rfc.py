@@ -5,7 +5,7 @@ compare, reproduce and deploy a model later: its hyperparameters, its test score
 its mistakes (the confusion matrix), the data it was trained on, and the model itself, stored
 safely with skops and described by a signature.
 
-Run it (from any directory; runs land in the repository's mlflow.db and mlruns/):
+Run it (from any directory: the runs land in mlflow.db and mlruns/ next to this file):
 
     python train_rfc.py
     python train_rfc.py --n-estimators 50 --max-depth 3 --run-name shallow-forest
@@ -13,80 +13,105 @@ Run it (from any directory; runs land in the repository's mlflow.db and mlruns/)
 
 Then run `make ui`, open http://127.0.0.1:5000, pick the experiment
 "breast-cancer-random-forest" and tick a few runs to compare test_f1 against n_estimators.
+
+Copy it: this file alone runs in any folder of yours (`python train_rfc.py --data yours.csv
+--target label`). Here it also imports guardrails.py, which only makes bad input fail in one
+clear line.
 """
 
 import argparse
+import os
+from pathlib import Path
 
 import mlflow
+import pandas as pd
+import seaborn as sns
 import sklearn
 import skops
+from matplotlib.figure import Figure
 from mlflow.data.sources import LocalArtifactDatasetSource
 from mlflow.models import infer_signature
 from sklearn.ensemble import RandomForestClassifier
+from sklearn.metrics import (
+    accuracy_score,
+    confusion_matrix,
+    f1_score,
+    precision_score,
+    recall_score,
+    roc_auc_score,
+)
 from sklearn.model_selection import train_test_split
 
-import tutorial_plumbing as plumbing
+try:  # one-line errors for a bad CSV or flag; this file runs without it
+    import guardrails
+except ModuleNotFoundError:
+    guardrails = None
 
+HERE = Path(__file__).resolve().parent
+EXPERIMENT = "breast-cancer-random-forest"
+DATA = HERE / "data" / "breast_cancer.csv"
+TARGET = "diagnosis"
 # skops refuses to load any type it has not been told to trust. A forest needs exactly one
-# beyond numpy and sklearn's own estimators: the fitted tree structure.
+# beyond numpy and scikit-learn's estimators: the fitted tree structure. For your own model,
+# ask skops: skops.io.get_untrusted_types(data=skops.io.dumps(model)).
 SKOPS_TRUSTED_TYPES = ["sklearn.tree._tree.Tree"]
 
 
-def max_features(text: str) -> str | float:
-    """'sqrt', 'log2', or the fraction of features each split may consider."""
-    if text in ("sqrt", "log2"):
-        return text
-    value = plumbing.number(text)
-    if not 0 < value <= 1:
-        raise argparse.ArgumentTypeError(f"must be sqrt, log2 or a fraction in (0, 1], got {text}")
-    return value
+def test_scores(y_true, y_pred, y_proba, classes) -> dict[str, float]:
+    """Accuracy, precision, recall, F1 and ROC AUC on the held-out rows.
+
+    With two classes the second one (`malignant` here) is the positive class, as in
+    scikit-learn; with more, each score is the average over the classes.
+    """
+    if len(classes) == 2:
+        per_class = {"average": "binary", "pos_label": classes[1]}
+        roc_auc = roc_auc_score(y_true == classes[1], y_proba[:, 1])
+    else:
+        per_class = {"average": "macro"}
+        roc_auc = roc_auc_score(y_true, y_proba, multi_class="ovr", labels=classes)
+    return {
+        "test_accuracy": accuracy_score(y_true, y_pred),
+        "test_precision": precision_score(y_true, y_pred, zero_division=0, **per_class),
+        "test_recall": recall_score(y_true, y_pred, zero_division=0, **per_class),
+        "test_f1": f1_score(y_true, y_pred, zero_division=0, **per_class),
+        "test_roc_auc": roc_auc,
+    }
 
 
-def parse_args(argv=None):
-    parser = plumbing.ArgumentParser(
-        description="Train a random forest on a CSV and log the run to MLflow.",
-        epilog="Example: python train_rfc.py --n-estimators 300 --max-depth 4",
+def confusion_matrix_figure(y_true, y_pred, classes, title: str) -> Figure:
+    """Rows are the truth, columns the prediction: the off-diagonal cells are the mistakes."""
+    # A bare Figure, not pyplot: nothing global to close, and no display needed.
+    figure = Figure(figsize=(5, 4), layout="constrained")
+    axes = figure.subplots()
+    sns.heatmap(
+        confusion_matrix(y_true, y_pred, labels=classes),
+        annot=True,
+        fmt="d",
+        cmap="Blues",
+        cbar=False,
+        xticklabels=classes,
+        yticklabels=classes,
+        ax=axes,
     )
-    forest = parser.add_argument_group("random forest hyperparameters")
-    forest.add_argument(
-        "--n-estimators",
-        type=plumbing.positive_int,
-        default=100,
-        metavar="N",
-        help="number of trees; more trees vote more stably but train slower (default: %(default)s)",
-    )
-    forest.add_argument(
-        "--max-depth",
-        type=plumbing.positive_int,
-        default=None,
-        metavar="D",
-        help="deepest a tree may grow; small values underfit, no limit lets trees memorise "
-        "the training rows (default: no limit)",
-    )
-    forest.add_argument(
-        "--min-samples-leaf",
-        type=plumbing.positive_int,
-        default=1,
-        metavar="N",
-        help="fewest training rows a leaf may hold; raise it to smooth the trees (default: %(default)s)",
-    )
-    forest.add_argument(
-        "--max-features",
-        type=max_features,
-        default="sqrt",
-        metavar="F",
-        help="features tried at each split: sqrt, log2 or a fraction such as 0.5; fewer makes "
-        "trees more different from each other (default: %(default)s)",
-    )
-    plumbing.add_common_arguments(parser, default_experiment=plumbing.RFC_EXPERIMENT)
-    return parser.parse_args(argv)
+    axes.set(xlabel="predicted", ylabel="true", title=title)
+    return figure
 
 
 def main(argv=None):
     args = parse_args(argv)
-    X, y = plumbing.load_dataset(args.data, args.target)
+
+    # The data: one label column, every other column a numeric feature.
+    if guardrails:
+        guardrails.check_training_csv(args.data, args.target, args.test_size)
+    features = pd.read_csv(args.data)
+    # Labels are category names, even when spelled 0/1: the model then predicts strings, and
+    # its signature has a string output (an integer output makes MLflow warn about NaNs).
+    labels = features.pop(args.target).astype(str)
+    # Float features, for the same reason: an integer column makes MLflow warn that it cannot
+    # hold a missing value at serving time. As float64, a missing value is simply NaN.
+    features = features.astype("float64")
     X_train, X_test, y_train, y_test = train_test_split(
-        X, y, test_size=args.test_size, stratify=y, random_state=args.seed
+        features, labels, test_size=args.test_size, stratify=labels, random_state=args.seed
     )
     model = RandomForestClassifier(
         n_estimators=args.n_estimators,
@@ -97,10 +122,17 @@ def main(argv=None):
     )
     run_name = args.run_name or f"rf-{args.n_estimators}trees-depth{args.max_depth or 'any'}"
 
-    plumbing.use_tutorial_store()
-    experiment_id = plumbing.resolve_experiment(args.experiment_name, args.experiment_id)
+    # Where the runs go: MLflow 3's default store, a SQLite file for runs and a folder for
+    # artifacts, both next to this file whatever folder you start it from (MLflow would put
+    # artifacts in ./mlruns of the current folder). MLFLOW_TRACKING_URI overrides it.
+    if "MLFLOW_TRACKING_URI" not in os.environ:
+        mlflow.set_tracking_uri(f"sqlite:///{HERE / 'mlflow.db'}")
+        if mlflow.get_experiment_by_name(args.experiment_name) is None:
+            artifacts = (HERE / "mlruns" / args.experiment_name).as_uri()
+            mlflow.create_experiment(args.experiment_name, artifact_location=artifacts)
+    mlflow.set_experiment(args.experiment_name)
 
-    with mlflow.start_run(experiment_id=experiment_id, run_name=run_name) as run:
+    with mlflow.start_run(run_name=run_name) as run:
         mlflow.set_tags({"model_family": "random_forest", "script": "train_rfc.py"})
         # Batch the params: against a tracking server every call is one HTTP request.
         mlflow.log_params(
@@ -122,12 +154,10 @@ def main(argv=None):
 
         model.fit(X_train, y_train)
         y_pred = model.predict(X_test)
-        metrics = plumbing.classification_metrics(
-            y_test, y_pred, model.predict_proba(X_test), model.classes_
-        )
-        # log_figure writes the PNG straight into the run: no file left in your directory.
+        metrics = test_scores(y_test, y_pred, model.predict_proba(X_test), model.classes_)
+        # log_figure writes the PNG straight into the run: no file left in your folder.
         mlflow.log_figure(
-            plumbing.confusion_matrix_figure(y_test, y_pred, model.classes_, title=run_name),
+            confusion_matrix_figure(y_test, y_pred, model.classes_, title=run_name),
             "confusion_matrix.png",
         )
         model_info = mlflow.sklearn.log_model(
@@ -148,8 +178,109 @@ def main(argv=None):
         # page then shows them, and search_logged_models() can rank models by them.
         mlflow.log_metrics(metrics, model_id=model_info.model_id)
 
-    plumbing.print_run_summary(run, metrics)
+    print(f"Run {run_name!r} logged to experiment {args.experiment_name!r}")
+    print(f"  run id: {run.info.run_id}")
+    for name, value in metrics.items():
+        print(f"  {name:<15}{value:.4f}")
+    print(f"  store:  {mlflow.get_tracking_uri()}")
+    where = f"experiments/{run.info.experiment_id}/runs/{run.info.run_id}"
+    if mlflow.get_tracking_uri().startswith("http"):
+        print(f"See it: open {mlflow.get_tracking_uri()}/#/{where}")
+    else:
+        print(f"See it: run `make ui`, then open http://127.0.0.1:5000/#/{where}")
+
+
+# --- The command line: every knob above, with its default ---------------------------------
+
+
+def max_features(text: str) -> str | float:
+    """'sqrt', 'log2', or the fraction of the features each split may consider."""
+    return text if text in ("sqrt", "log2") else float(text)
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(
+        description="Train a random forest on a CSV and log the run to MLflow.",
+        epilog="Example: python train_rfc.py --n-estimators 300 --max-depth 4",
+    )
+    forest = parser.add_argument_group("random forest hyperparameters")
+    forest.add_argument(
+        "--n-estimators",
+        type=int,
+        default=100,
+        metavar="N",
+        help="number of trees; more trees vote more stably but train slower (default: %(default)s)",
+    )
+    forest.add_argument(
+        "--max-depth",
+        type=int,
+        metavar="D",
+        help="deepest a tree may grow; small values underfit, no limit lets trees memorise "
+        "the training rows (default: no limit)",
+    )
+    forest.add_argument(
+        "--min-samples-leaf",
+        type=int,
+        default=1,
+        metavar="N",
+        help="fewest training rows a leaf may hold; raise it to smooth the trees (default: %(default)s)",
+    )
+    forest.add_argument(
+        "--max-features",
+        type=max_features,
+        default="sqrt",
+        metavar="F",
+        help="features tried at each split: sqrt, log2 or a fraction such as 0.5; fewer makes "
+        "trees more different from each other (default: %(default)s)",
+    )
+    data = parser.add_argument_group("data")
+    data.add_argument(
+        "--data",
+        type=Path,
+        default=DATA,
+        metavar="PATH",
+        help="CSV file with one row per example (default: data/breast_cancer.csv)",
+    )
+    data.add_argument(
+        "--target",
+        default=TARGET,
+        metavar="COLUMN",
+        help="column holding the label to predict; every other column is a numeric feature "
+        "(default: %(default)s)",
+    )
+    data.add_argument(
+        "--test-size",
+        type=float,
+        default=0.2,
+        metavar="FRACTION",
+        help="share of rows held out, stratified by label, to score the model (default: %(default)s)",
+    )
+    tracking = parser.add_argument_group("tracking")
+    tracking.add_argument(
+        "--experiment-name",
+        default=EXPERIMENT,
+        metavar="NAME",
+        help="experiment that groups this run with its siblings; created on first use "
+        "(default: %(default)s)",
+    )
+    tracking.add_argument(
+        "--run-name",
+        metavar="NAME",
+        help="label for this run in the UI (default: built from the hyperparameters)",
+    )
+    tracking.add_argument(
+        "--seed",
+        type=int,
+        default=42,
+        help="random seed for the split and the model, so a run can be repeated (default: %(default)s)",
+    )
+    if guardrails:  # ranges checked, and a bad flag printed as one line
+        guardrails.strict(parser)
+    return parser.parse_args(argv)
 
 
 if __name__ == "__main__":
-    plumbing.exit_on_error(main)
+    if guardrails:
+        guardrails.exit_on_error(main)
+    else:
+        main()

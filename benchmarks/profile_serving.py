@@ -12,17 +12,17 @@ the handler from a whole-server profile).
 
 import argparse
 import json
+import os
 import statistics
-import sys
 import timeit
 from pathlib import Path
 
 import mlflow
+import pandas as pd
 from mlflow.pyfunc import scoring_server
 from pyinstrument import Profiler
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-import tutorial_plumbing as plumbing  # noqa: E402
+REPO = Path(__file__).resolve().parents[1]
 
 
 def main():
@@ -31,12 +31,13 @@ def main():
     parser.add_argument("--rows", type=int, default=1, help="rows per request (default: 1)")
     parser.add_argument("--calls", type=int, default=300, help="calls timed (default: 300)")
     args = parser.parse_args()
-    plumbing.use_tutorial_store()
+    if "MLFLOW_TRACKING_URI" not in os.environ:
+        mlflow.set_tracking_uri(f"sqlite:///{REPO / 'mlflow.db'}")
 
     local_path = mlflow.artifacts.download_artifacts(args.model_uri)
     model = scoring_server.load_model_with_mlflow_config(local_path)
     schema = model.metadata.get_input_schema()
-    X, _ = plumbing.load_dataset(plumbing.DEFAULT_DATA, plumbing.DEFAULT_TARGET)
+    X = pd.read_csv(REPO / "data" / "breast_cancer.csv").drop(columns="diagnosis").astype(float)
     frame = X.head(args.rows)
     body = json.dumps({"dataframe_split": frame.to_dict(orient="split", index=False)}).encode()
     sklearn_model = model.get_raw_model()

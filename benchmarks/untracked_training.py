@@ -1,7 +1,7 @@
 """The training of train_rfc.py / train_ann.py without MLflow: the baseline tracking is measured against.
 
 Same imports (the training script's module is imported, so mlflow, scikit-learn, skops and the
-plumbing load exactly as they do for the tracked run), same flags, same data, same split, same
+guardrails load exactly as they do for the tracked run), same flags, same data, same split, same
 fit and the same test scores, printed instead of logged. No run, no store, no artifacts.
 
     python benchmarks/untracked_training.py rfc [train_rfc.py flags]
@@ -13,9 +13,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+import pandas as pd  # noqa: E402
 from sklearn.model_selection import train_test_split  # noqa: E402
-
-import tutorial_plumbing as plumbing  # noqa: E402
 
 
 def random_forest(args):
@@ -54,15 +53,15 @@ def main():
     module = __import__(script)
     args = module.parse_args(flags)
     model = (random_forest if family == "rfc" else neural_network)(args)
-    X, y = plumbing.load_dataset(args.data, args.target)
+    X = pd.read_csv(args.data)
+    y = X.pop(args.target).astype(str)
+    X = X.astype("float64")
     X_train, X_test, y_train, y_test = train_test_split(
         X, y, test_size=args.test_size, stratify=y, random_state=args.seed
     )
     model.fit(X_train, y_train)
     y_pred = model.predict(X_test)
-    metrics = plumbing.classification_metrics(
-        y_test, y_pred, model.predict_proba(X_test), model.classes_
-    )
+    metrics = module.test_scores(y_test, y_pred, model.predict_proba(X_test), model.classes_)
     for name, value in metrics.items():
         print(f"{name:<15}{value:.4f}")
 

@@ -3,7 +3,7 @@
 What it does, in the order a reader does it:
 
 1. trains the same six runs as `make train` and registers the best one with
-   `register_model.py`, into a throw-away SQLite store in a temporary folder (the scripts run
+   `register_model.py` (then, for chapter 7's picture, runs `tune_rfc.py`), into a throw-away SQLite store in a temporary folder (the scripts run
    from there, so their artifacts land there too);
 2. starts `mlflow ui` against that store on a free port of 127.0.0.1;
 3. walks headless Chromium (Debian's /usr/bin/chromium, driven by Playwright) through the
@@ -13,7 +13,7 @@ What it does, in the order a reader does it:
 Run it from the repository (a minute or two):
 
     apt-get install chromium                          # once, as root
-    .venv/bin/python -m pip install -r requirements-browser.txt
+    .venv/bin/python -m pip install -r requirements/browser.txt
     .venv/bin/python docs/capture_screenshots.py
 
 tests/test_ui_browser.py walks the same pages with the functions below (all but the run
@@ -64,6 +64,10 @@ DEMO_RUNS = [
     "train_ann.py --hidden-layers 8 --alpha 1.0 --learning-rate 0.01 --run-name mlp-strong-penalty",
     "register_model.py",
 ]
+
+# Chapter 7's search with its defaults: a parent run and ten trials.
+SEARCH = "tune_rfc.py"
+SEARCH_RUN = "rf-search-10trials"
 
 # The UI can take a few seconds per page on a busy machine; Playwright's default is 5 s.
 expect.set_options(timeout=30_000)
@@ -276,6 +280,16 @@ def show_registered_model(page: Page, base_url: str, model_name: str = MODEL_NAM
     expect(page.get_by_text(f"@ {CHAMPION}")).to_be_visible()
 
 
+def show_search_children(page: Page, base_url: str, experiment: str, parent: str) -> None:
+    """A search (tune_rfc.py) is one row in the runs table; its + button unfolds the trials."""
+    show_runs(page, base_url, experiment)
+    link = page.get_by_role("link", name=parent, exact=True)
+    expect(link).to_be_visible()
+    # The + sits in the same cell as the run's name.
+    link.locator("xpath=ancestor::div[@role='gridcell'][1]").get_by_role("button").click()
+    expect(page.get_by_role("link", name="trial-01", exact=True)).to_be_visible()
+
+
 # --- The screenshots ------------------------------------------------------------------------
 
 
@@ -309,6 +323,13 @@ def capture(base_url: str, out: Path) -> None:
         save_png(page, out / "ui-registered-model.png")
 
 
+def capture_search(base_url: str, out: Path) -> None:
+    with chromium_page(base_url) as page:
+        switch_to_model_training(page, base_url)
+        show_search_children(page, base_url, RFC_EXPERIMENT, SEARCH_RUN)
+        save_png(page, out / "ui-search-children.png")
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -330,6 +351,9 @@ def main(argv=None) -> None:
         with running_ui(store_uri, workdir, env) as base_url:
             print(f"Capturing {base_url} into {args.out}")
             capture(base_url, args.out.resolve())
+            # Chapter 7's search, added after the pictures of the demo that do not show it.
+            train_demo(workdir, env, [SEARCH])
+            capture_search(base_url, args.out.resolve())
 
 
 if __name__ == "__main__":

@@ -45,7 +45,7 @@ def test_promote_rerun_worse_run_and_roll_back(trained_store):
     assert version.run_id == best.info.run_id
     assert version.tags["source_run_name"] == best.info.run_name
     assert best.info.run_id in version.description
-    assert "Top 3 runs by test_f1" in result.stdout
+    assert "Top 3 runs with a logged model, by test_f1" in result.stdout
     assert result.stdout.strip().endswith(f"Model URI: models:/{MODEL}@champion")
     # The leaderboard lists the runs best first, as the store ranked them.
     leaderboard = [line for line in result.stdout.splitlines() if line.startswith("  ")]

@@ -30,13 +30,21 @@ def test_no_removed_or_deprecated_mlflow_patterns():
 
 
 def test_every_requirement_is_pinned_exactly():
-    files = sorted(REPO.glob("requirements*.txt"))
+    # requirements.txt at the root, the optional extras (test, team, spark...) in requirements/.
+    files = sorted([*REPO.glob("requirements*.txt"), *REPO.glob("requirements/*.txt")])
     assert REPO / "requirements.txt" in files
+    assert REPO / "requirements" / "test.txt" in files
     for path in files:
+        name = path.relative_to(REPO)
         for line in path.read_text().splitlines():
             line = line.split("#")[0].strip()
-            if not line or line.startswith("-r "):
+            if line.startswith("-r "):
+                # pip reads an included file's path relative to the file that includes it.
+                included = path.parent / line.removeprefix("-r ").strip()
+                assert included.is_file(), f"{name}: {line!r} names no file"
+                continue
+            if not line:
                 continue
             assert re.fullmatch(r"[A-Za-z0-9_.\-\[\]]+==[0-9][0-9A-Za-z.\-]*", line), (
-                f"{path.name}: {line!r} is not pinned with =="
+                f"{name}: {line!r} is not pinned with =="
             )

@@ -176,16 +176,11 @@ class TeamServer:
             return json.load(response)
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def backend_store_uri(request, tmp_path, empty_store_db):
-    if request.param == "postgresql":
-        return request.getfixturevalue("postgres_uri")
-    # A copy of the session's migrated template: a real MLflow database, minus the seconds
-    # the server would spend creating its tables.
-    db = tmp_path / "server" / "mlflow.db"
-    db.parent.mkdir()
-    shutil.copyfile(empty_store_db, db)
-    return f"sqlite:///{db}"
+@pytest.fixture
+def backend_store_uri(postgres_uri):
+    # SQLite behind the server is what docs/team-server.md runs, page by page (tests/test_docs.py);
+    # here the team's real backend: PostgreSQL.
+    return postgres_uri
 
 
 @pytest.fixture
@@ -234,9 +229,8 @@ def test_the_scripts_work_unchanged_against_a_team_server(team_server, tmp_path)
     assert not [r for r in requests if "/runs/log-parameter" in r or "/runs/log-metric" in r]
     assert len(requests) <= MAX_REQUESTS_PER_RUN, "\n".join(requests)
 
-    # A teammate trains the other family (on SQLite only: PostgreSQL adds nothing to this step).
-    if server.backend == "sqlite":
-        run("train_ann.py", *FAST_ANN, "--run-name", "team-mlp")
+    # A teammate trains the other family.
+    run("train_ann.py", *FAST_ANN, "--run-name", "team-mlp")
     registered = run("register_model.py")
     assert f"Model URI: models:/{MODEL_NAME}@champion" in registered.stdout
     before = len(server.requests())
@@ -258,14 +252,13 @@ def test_the_scripts_work_unchanged_against_a_team_server(team_server, tmp_path)
     metrics = {m["key"] for m in forest["data"]["metrics"]}
     assert {"test_accuracy", "test_f1", "test_roc_auc"} <= metrics
     run_ids = {forest["info"]["run_id"]}
-    if server.backend == "sqlite":
-        mlp_experiment = server.get(
-            "experiments/get-by-name", experiment_name="breast-cancer-neural-network"
-        )["experiment"]
-        search = {"experiment_ids": [mlp_experiment["experiment_id"]]}
-        (mlp,) = server.post("runs/search", search)["runs"]
-        assert mlp["info"]["run_name"] == "team-mlp"
-        run_ids.add(mlp["info"]["run_id"])
+    mlp_experiment = server.get(
+        "experiments/get-by-name", experiment_name="breast-cancer-neural-network"
+    )["experiment"]
+    search = {"experiment_ids": [mlp_experiment["experiment_id"]]}
+    (mlp,) = server.post("runs/search", search)["runs"]
+    assert mlp["info"]["run_name"] == "team-mlp"
+    run_ids.add(mlp["info"]["run_id"])
 
     # The registered model and its champion alias.
     model = server.get("registered-models/get", name=MODEL_NAME)["registered_model"]

@@ -2,7 +2,7 @@
 
 The pages are walked with the same functions that take the screenshots
 (docs/capture_screenshots.py), in headless Chromium: Debian's /usr/bin/chromium driven by
-Playwright (requirements-browser.txt).
+Playwright (requirements/browser.txt).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ CHROMIUM = "/usr/bin/chromium"
 if not shutil.which(CHROMIUM):
     pytest.skip(f"{CHROMIUM} not found: apt-get install chromium", allow_module_level=True)
 expect = pytest.importorskip(
-    "playwright.sync_api", reason="playwright missing: pip install -r requirements-browser.txt"
+    "playwright.sync_api", reason="playwright missing: pip install -r requirements/browser.txt"
 ).expect
 
 
@@ -37,7 +37,7 @@ tour = load_tour()
 @pytest.fixture
 def ui_url(store, start_process):
     """`mlflow ui` on a free loopback port, reading a store with one small run per model family
-    and a registered champion. (The run comparison needs a second forest: too slow for here;
+    and a registered champion, then a two-trial search. (The run comparison needs a second forest: too slow for here;
     docs/capture_screenshots.py walks it.)"""
     port = free_port()
     # Start the UI first: it boots while the scripts train, and reads the store per request.
@@ -50,6 +50,7 @@ def ui_url(store, start_process):
     store.run("train_rfc.py", *FAST_RFC, "--run-name", "rf-small")
     store.run("train_ann.py", *FAST_ANN, "--run-name", "mlp-small")
     store.run("register_model.py")
+    store.run("tune_rfc.py", "--trials", "2", "--folds", "2", "--run-name", "rf-search")
     url = f"http://127.0.0.1:{port}"
     wait_for_http(f"{url}/health", ui)
     return url
@@ -82,3 +83,7 @@ def test_the_ui_shows_experiments_runs_the_confusion_matrix_and_the_champion(ui_
     tour.show_registered_model(page, ui_url)
     expect(page.get_by_role("heading", name=tour.MODEL_NAME)).to_be_visible()
     expect(page.get_by_text(f"@ {tour.CHAMPION}")).to_be_visible()
+
+    # Chapter 7: a search is one row; its + unfolds the trials beneath it.
+    tour.show_search_children(page, ui_url, tour.RFC_EXPERIMENT, "rf-search")
+    expect(page.get_by_role("link", name="trial-02", exact=True)).to_be_visible()

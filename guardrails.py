@@ -1,0 +1,178 @@
+"""Guardrails: what turns a reader's mistake into one clear line. Not the lesson.
+
+The lesson scripts (`train_rfc.py`, `train_ann.py`, `register_model.py`, `predict.py`) run
+without this file: copy one into your own project and it works there, with Python's own error
+messages. In this repository they import it for three things a tutorial owes its readers:
+
+- `strict(parser)`: a flag out of range (`--n-estimators 0`) is refused before anything is
+  logged, in one line instead of argparse's usage block or scikit-learn's traceback;
+- `check_training_csv(path, target, test_size)`: a stranger's CSV is checked before any run
+  starts, and each problem is named in one line (no such column, text features, one class,
+  too few rows for the split, a target that looks continuous...);
+- `exit_on_error(main)`: whatever still goes wrong (an MLflow error, Ctrl-C) ends as one line
+  on stderr and a non-zero exit, never a traceback. A run in progress has already been ended
+  as FAILED by its `with mlflow.start_run()` block, so none is left RUNNING.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pandas as pd
+
+
+def first_line(message) -> str:
+    """The first line of an error's text: what a one-line error can quote of it."""
+    lines = str(message).strip().splitlines()
+    return lines[0] if lines else type(message).__name__
+
+
+# --- Flags --------------------------------------------------------------------------------
+
+# What each flag of the lesson scripts must be, by its argparse `dest`.
+FLAG_RULES: dict[str, tuple[Callable[[object], bool], str]] = {
+    "n_estimators": (lambda v: v >= 1, "a whole number >= 1"),
+    "max_depth": (lambda v: v >= 1, "a whole number >= 1"),
+    "min_samples_leaf": (lambda v: v >= 1, "a whole number >= 1"),
+    "max_iter": (lambda v: v >= 1, "a whole number >= 1"),
+    "trials": (lambda v: v >= 1, "a whole number >= 1"),
+    "folds": (lambda v: v >= 2, "a whole number >= 2"),
+    "max_features": (
+        lambda v: v in ("sqrt", "log2") or 0 < v <= 1,
+        "sqrt, log2 or a fraction in (0, 1]",
+    ),
+    "hidden_layers": (lambda v: len(v) > 0 and min(v) >= 1, "sizes >= 1 separated by commas"),
+    "alpha": (lambda v: v >= 0, "a number >= 0"),
+    "learning_rate": (lambda v: v > 0, "a number > 0"),
+    "test_size": (lambda v: 0 < v < 1, "between 0 and 1 (exclusive)"),
+}
+
+
+def _checked(convert: Callable[[str], object], test, what: str) -> Callable[[str], object]:
+    def check(text: str):
+        try:
+            value = convert(text)
+            ok = test(value)
+        except (ValueError, TypeError):
+            ok = False
+        if not ok:
+            raise argparse.ArgumentTypeError(f"must be {what}, got {text}")
+        return value
+
+    return check
+
+
+def strict(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Check the ranges in FLAG_RULES while parsing, and print any bad flag as one line."""
+    for action in parser._actions:
+        if action.dest in FLAG_RULES:
+            test, what = FLAG_RULES[action.dest]
+            action.type = _checked(action.type or str, test, what)
+
+    def one_line_error(message):
+        parser.exit(2, f"{parser.prog}: error: {message} (see --help)\n")
+
+    parser.error = one_line_error
+    return parser
+
+
+# --- A stranger's CSV ---------------------------------------------------------------------
+
+
+def read_csv(path: str | Path) -> pd.DataFrame:
+    """Read a CSV with at least one row, or exit with one line saying why it cannot be read."""
+    path = Path(path)
+    if not path.is_file():
+        raise SystemExit(f"error: data file not found: {path}")
+    try:
+        frame = pd.read_csv(path)
+    except pd.errors.EmptyDataError:
+        raise SystemExit(f"error: {path} is empty") from None
+    except (pd.errors.ParserError, UnicodeDecodeError) as exc:
+        raise SystemExit(f"error: {path} is not a readable CSV file ({first_line(exc)})") from None
+    if frame.empty:
+        raise SystemExit(f"error: {path} has a header but no rows")
+    return frame
+
+
+def check_training_csv(path: str | Path, target: str, test_size: float) -> None:
+    """Exit with one line naming the first problem that would stop training on this CSV."""
+    frame = read_csv(path)
+    if target not in frame.columns:
+        columns = ", ".join(map(str, frame.columns))
+        raise SystemExit(f"error: {path} has no column {target!r} (columns: {columns})")
+    y, X = frame[target], frame.drop(columns=[target])
+    if X.shape[1] == 0:
+        raise SystemExit(f"error: {path} has no feature columns besides {target!r}")
+    for column in X.columns:
+        if not pd.api.types.is_numeric_dtype(X[column]) or pd.api.types.is_bool_dtype(X[column]):
+            sample = X[column].dropna().iloc[0] if X[column].notna().any() else None
+            raise SystemExit(
+                f"error: feature column {column!r} in {path} is not numeric (e.g. {sample!r}); "
+                "encode it as numbers or drop it"
+            )
+    missing = X.columns[X.isna().any()].tolist() + ([target] if y.isna().any() else [])
+    if missing:
+        raise SystemExit(
+            f"error: {path} has empty cells in column(s): {', '.join(map(str, missing))}"
+        )
+
+    rows, counts = len(frame), y.astype(str).value_counts()
+    if len(counts) < 2:
+        raise SystemExit(
+            f"error: target {target!r} in {path} has only one class ({counts.index[0]!r}); "
+            "a classifier needs at least two"
+        )
+    numeric = pd.api.types.is_numeric_dtype(y) and not pd.api.types.is_bool_dtype(y)
+    if numeric and len(counts) > max(10, rows // 2):
+        raise SystemExit(
+            f"error: target {target!r} in {path} has {len(counts)} distinct values in {rows} "
+            "rows: it looks continuous, and this tutorial trains classifiers; choose a column "
+            "of categories (or bin this one, e.g. with pandas.cut)"
+        )
+    rare = counts[counts < 2]
+    if len(rare):
+        raise SystemExit(
+            f"error: class {rare.index[0]!r} of {target!r} in {path} has only one row; "
+            "a stratified train/test split needs at least two per class"
+        )
+    # scikit-learn's split rounds the test share up; each side needs one row of every class.
+    held_out = math.ceil(test_size * rows)
+    if min(held_out, rows - held_out) < len(counts):
+        raise SystemExit(
+            f"error: {path} has {rows} rows; --test-size {test_size} holds out {held_out} "
+            f"and trains on {rows - held_out}, but each side needs at least {len(counts)} "
+            f"(one per class): use more rows or change --test-size"
+        )
+
+
+# --- Everything else ------------------------------------------------------------------------
+
+
+def exit_on_error(main: Callable[[], object]) -> None:
+    """Run `main`; turn the errors a reader can cause into one line on stderr and an exit code.
+
+    An exception raised inside `with mlflow.start_run()` has already ended that run as FAILED
+    by the time it arrives here, so no run is left RUNNING.
+    """
+    from mlflow.exceptions import MlflowException
+
+    try:
+        main()
+    except BrokenPipeError:
+        # `python predict.py | head` closed our stdout early: not an error worth a traceback.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(1)
+    except KeyboardInterrupt:
+        print("error: interrupted (a run in progress was ended as FAILED)", file=sys.stderr)
+        sys.exit(130)
+    except MlflowException as exc:
+        sys.exit(f"error: MLflow: {first_line(exc)}")
+    except (ValueError, TypeError) as exc:
+        # scikit-learn's own checks ("The 'alpha' parameter ... must be ...").
+        sys.exit(f"error: {first_line(exc)}")
