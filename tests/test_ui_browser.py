@@ -12,7 +12,7 @@ import shutil
 
 import pytest
 
-from conftest import FAST_ANN, FAST_RFC, REPO, free_port, wait_for_http
+from conftest import REPO, free_port, wait_for_http
 
 CHROMIUM = "/usr/bin/chromium"
 if not shutil.which(CHROMIUM):
@@ -35,11 +35,12 @@ tour = load_tour()
 
 
 @pytest.fixture
-def ui_url(store, start_process):
-    """`mlflow ui` on a free loopback port, reading a store with one small run per model family
-    and a registered champion, then a two-trial search. (The run comparison needs a second forest: too slow for here;
-    docs/capture_screenshots.py walks it.)"""
+def ui_url(trained_store, start_process):
+    """`mlflow ui` on a free loopback port, reading the session's trained store (two forests,
+    one network) with a registered champion, then a two-trial search. (docs/capture_screenshots.py
+    walks the run comparison too.)"""
     port = free_port()
+    store = trained_store
     # Start the UI first: it boots while the scripts train, and reads the store per request.
     ui = start_process(
         tour.ui_command(store.uri, port),
@@ -47,8 +48,6 @@ def ui_url(store, start_process):
         cwd=store.root,
         log=store.root / "ui.log",
     )
-    store.run("train_rfc.py", *FAST_RFC, "--run-name", "rf-small")
-    store.run("train_ann.py", *FAST_ANN, "--run-name", "mlp-small")
     store.run("register_model.py")
     store.run("tune_rfc.py", "--trials", "2", "--folds", "2", "--run-name", "rf-search")
     url = f"http://127.0.0.1:{port}"
@@ -73,11 +72,11 @@ def test_the_ui_shows_experiments_runs_the_confusion_matrix_and_the_champion(ui_
         expect(tour.experiment_link(page, experiment)).to_be_visible()
 
     tour.show_runs(page, ui_url, tour.ANN_EXPERIMENT)
-    expect(page.get_by_role("link", name="mlp-small", exact=True)).to_be_visible()
+    expect(page.get_by_role("link", name="network", exact=True)).to_be_visible()
     tour.show_runs(page, ui_url, tour.RFC_EXPERIMENT)
-    expect(page.get_by_role("link", name="rf-small", exact=True)).to_be_visible()
+    expect(page.get_by_role("link", name="forest", exact=True)).to_be_visible()
 
-    tour.show_confusion_matrix(page, ui_url, tour.RFC_EXPERIMENT, "rf-small")
+    tour.show_confusion_matrix(page, ui_url, tour.RFC_EXPERIMENT, "forest")
     expect(page.get_by_role("img", name="confusion_matrix.png")).to_be_visible()
 
     tour.show_registered_model(page, ui_url)
