@@ -123,9 +123,9 @@ ui: env
 serve: env
 	PORT=$(SERVE_PORT) ./serve_model.sh
 
-## clean: forget every run (the store, and the team server's in server/) but keep .venv
+## clean: forget every run (mlflow.db, mlruns/, the team server's server/ and basic_auth.db, Spark's scored/); keep .venv
 clean:
-	rm -rf mlflow.db mlruns server .serve-once.log .serve-once.out
+	rm -rf mlflow.db mlruns server scored basic_auth.db .serve-once.log .serve-once.out
 
 ## bench: what tracking costs, how promotion and serving scale; writes docs/benchmarks.md (apt: hyperfine wrk)
 .PHONY: bench

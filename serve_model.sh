@@ -15,12 +15,16 @@
 #   MLFLOW_TRACKING_URI [sqlite:///<repository>/mlflow.db]: the store the model is read from.
 set -euo pipefail
 
-if [ $# -gt 0 ]; then
-    # No flags: every setting is an environment variable. Print the header above as the help.
-    sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'
-    [ "$1" = "--help" ] || [ "$1" = "-h" ]
-    exit
-fi
+# No flags: every setting is an environment variable. --help prints the header above.
+case "${1:-}" in
+    "") ;;
+    -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit ;;
+    *)
+        echo "error: serve_model.sh takes no flags (got $1); settings are environment variables," \
+            "e.g. PORT=5011 ./serve_model.sh (see --help)" >&2
+        exit 2
+        ;;
+esac
 
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 PORT="${PORT:-5001}"

@@ -136,3 +136,15 @@ def test_predict_via_url_without_a_server_is_one_line(store):
     assert result.returncode == 1
     (line,) = result.stderr.strip().splitlines()
     assert line.startswith(f"error: no model server at {url}")
+
+
+def test_a_flag_is_one_error_line_pointing_to_the_environment_variable(store):
+    result = run_command(
+        [str(REPO / "serve_model.sh"), "--port", "5011"], env=store.env, cwd=store.root, check=False
+    )
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert result.stderr.strip().splitlines() == [
+        "error: serve_model.sh takes no flags (got --port); settings are environment variables, "
+        "e.g. PORT=5011 ./serve_model.sh (see --help)"
+    ]
