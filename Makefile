@@ -68,12 +68,18 @@ env:
 endif
 
 ## demo: train six runs, promote the best, serve it for one request, then say what to open
-demo: train
+demo: serve-port-free train
 	python register_model.py
 	$(SERVE_ONCE)
 	@echo
 	@echo "Done. Browse the runs and the registered model with:  make ui"
 	@echo "then open http://127.0.0.1:$(UI_PORT)"
+
+# Checked before the demo trains anything, so that a busy port costs seconds, not a retrain.
+.PHONY: serve-port-free
+serve-port-free: env
+	@python -c "import socket; socket.create_server(('127.0.0.1', $(SERVE_PORT))).close()" 2>/dev/null \
+		|| { echo "error: port $(SERVE_PORT) is in use (another server?); choose one with: make demo SERVE_PORT=5011" >&2; exit 1; }
 
 ## serve-once: start serve_model.sh, send the sample rows with predict.py --url, stop the server
 serve-once: env

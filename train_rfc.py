@@ -187,7 +187,11 @@ def main(argv=None):
     if mlflow.get_tracking_uri().startswith("http"):
         print(f"See it: open {mlflow.get_tracking_uri()}/#/{where}")
     else:
-        print(f"See it: run `make ui`, then open http://127.0.0.1:5000/#/{where}")
+        # In the repository `make ui` starts the UI; a copy of this file has no Makefile.
+        ui = f"mlflow ui --backend-store-uri '{mlflow.get_tracking_uri()}' --workers 1"
+        if (HERE / "Makefile").exists():
+            ui = "make ui"
+        print(f"See it: run `{ui}`, then open http://127.0.0.1:5000/#/{where}")
 
 
 # --- The command line: every knob above, with its default ---------------------------------

@@ -192,6 +192,9 @@ def test_a_copied_script_runs_alone_and_logs_next_to_itself_from_any_directory(t
     for cwd in (project, elsewhere):
         result = run_command([PYTHON, str(project / "train_rfc.py"), *FAST_RFC], env=env, cwd=cwd)
         assert_clean(result)
+        # No Makefile beside the copy: it names the command that shows its own store.
+        db = project / "mlflow.db"
+        assert f"run `mlflow ui --backend-store-uri 'sqlite:///{db}' --workers 1`" in result.stdout
     assert sorted(p.name for p in elsewhere.iterdir()) == []
     assert sorted(p.name for p in project.iterdir()) == [
         "data",
