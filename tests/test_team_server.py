@@ -1,8 +1,8 @@
 """A team's tracking server: the scripts, unchanged, log to `tracking_server.sh` over HTTP.
 
-Each test starts a real `mlflow server` through tracking_server.sh on a free loopback port, once
-with a SQLite backend and once with a real PostgreSQL 15 cluster made for the test, then runs the
-README's commands with nothing but MLFLOW_TRACKING_URI pointing at it. What the team would look
+Each test starts a real `mlflow server` through tracking_server.sh on a free loopback port, on a
+real PostgreSQL 15 cluster made for the test (docs/team-server.md runs the SQLite one, through
+tests/test_docs.py), then runs the docs' commands with nothing but MLFLOW_TRACKING_URI pointing at it. What the team would look
 at is checked through the server's REST API (real HTTP), its artifact folder and its access log.
 """
 
@@ -139,7 +139,6 @@ def postgres_uri():
 
 @dataclass
 class TeamServer:
-    backend: str
     url: str
     artifacts: Path
     log: Path
@@ -177,21 +176,14 @@ class TeamServer:
 
 
 @pytest.fixture
-def backend_store_uri(postgres_uri):
-    # SQLite behind the server is what docs/team-server.md runs, page by page (tests/test_docs.py);
-    # here the team's real backend: PostgreSQL.
-    return postgres_uri
-
-
-@pytest.fixture
-def team_server(backend_store_uri, tmp_path, start_process) -> TeamServer:
+def team_server(postgres_uri, tmp_path, start_process) -> TeamServer:
     port = free_port()
     artifacts = tmp_path / "server" / "artifacts"
     log = tmp_path / "server.log"
     env = base_env()
     env.update(
         PORT=str(port),
-        BACKEND_STORE_URI=backend_store_uri,
+        BACKEND_STORE_URI=postgres_uri,
         ARTIFACTS_DESTINATION=str(artifacts),
         # One worker starts fastest, and keeps the access log in request order.
         WORKERS="1",
@@ -202,8 +194,7 @@ def team_server(backend_store_uri, tmp_path, start_process) -> TeamServer:
         wait_for_http(f"{url}/health", process, timeout=120)
     except AssertionError as exc:
         raise AssertionError(f"{exc}\n{log.read_text()}") from None
-    backend = backend_store_uri.partition(":")[0].partition("+")[0]
-    return TeamServer(backend=backend, url=url, artifacts=artifacts, log=log)
+    return TeamServer(url=url, artifacts=artifacts, log=log)
 
 
 # --- The tests ------------------------------------------------------------------------------
