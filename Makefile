@@ -67,9 +67,16 @@ env:
 	@echo "make: using the active virtual environment $(ENV_DIR)$(if $(call lacks,requirements.txt), (which differs from requirements.txt: $(call lacks,requirements.txt)))"
 endif
 
-## demo: train six runs, promote the best, serve it for one request, then say what to open
+## demo: train six runs, promote the best through the gate, see the gate refuse a weaker one,
+## serve the champion for one request, then say what to open
 demo: serve-port-free train
 	python register_model.py
+	@echo
+	@echo "A weaker run tries to take the champion's place; the promotion gate should refuse it:"
+	@echo "python register_model.py --run-name rf-shallow"
+	@if python register_model.py --run-name rf-shallow; then \
+		echo "error: the gate let rf-shallow through" >&2; exit 1; \
+	else echo "(exit 1: refused, as expected; the champion stays)"; fi
 	$(SERVE_ONCE)
 	@echo
 	@echo "Done. Browse the runs and the registered model with:  make ui"

@@ -50,6 +50,7 @@ FLAG_RULES: dict[str, tuple[Callable[[object], bool], str]] = {
     "alpha": (lambda v: v >= 0, "a number >= 0"),
     "learning_rate": (lambda v: v > 0, "a number > 0"),
     "test_size": (lambda v: 0 < v < 1, "between 0 and 1 (exclusive)"),
+    "min_f1_gain": (lambda v: 0 <= v < 1, "a number in [0, 1)"),
 }
 
 

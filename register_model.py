@@ -1,28 +1,43 @@
-"""Promote the best run to the Model Registry, or roll the champion back to an earlier version.
+"""Promote the best run to the Model Registry through a promotion gate, or roll back.
 
-What you learn here: the Model Registry gives a model a name and numbered versions, and an
-alias such as `champion` is a movable pointer to one version. Whoever deploys the model asks
-for `models:/breast-cancer-classifier@champion` and never needs to know the version number, so
+What you learn here, in two parts.
+
+The Model Registry gives a model a name and numbered versions, and an alias such as `champion`
+is a movable pointer to one version. Whoever deploys the model asks for
+`models:/breast-cancer-classifier@champion` and never needs to know the version number, so
 promoting a better model, or rolling back to an older one, is one alias move. (MLflow's old
 "stages" API did this job; it is deprecated, and aliases replace it.)
 
+A promotion gate stands before the alias moves. A run's test_f1 comes from its own test split,
+and a lucky split can win the ranking. So the challenger and the current champion are both
+scored on the same held-back rows (data/breast_cancer_eval.csv, which no training script reads)
+with `mlflow.models.evaluate`, and `mlflow.validate_evaluation_results` decides: the challenger
+must beat the champion's F1 by a margin and must not miss more malignant tumours (recall).
+Each decision is a run in the experiment `breast-cancer-promotion`: both evaluations, the
+verdict and the reason, for the team to read in the UI.
+
 Run it after training:
 
-    python register_model.py                     # best run by test_f1 across both experiments
-    python register_model.py --metric test_roc_auc
-    python register_model.py --version 1         # roll back: champion -> version 1
-    python register_model.py --run-id <RUN_ID>   # promote one particular run
+    python register_model.py                     # the best run by test_f1, through the gate
+    python register_model.py --run-id <RUN_ID>   # one particular run, through the gate
+    python register_model.py --run-name NAME     # the newest run of that name, ditto
+    python register_model.py --version 1         # roll back to version 1: no gate
+    python register_model.py --run-id <RUN_ID> --force   # past a refusal, recorded as forced
 
 Then open "Model registry" in the UI's sidebar: the model, its versions, and the champion alias.
 """
 
 import argparse
 import os
+import sys
 from pathlib import Path
 
 import mlflow
+import pandas as pd
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
+from mlflow.models import MetricThreshold
+from mlflow.models.evaluation.validation import ModelValidationFailedException
 
 try:  # one-line errors for MLflow's own exceptions; this file runs without it
     import guardrails
@@ -36,6 +51,14 @@ MODEL_NAME = "breast-cancer-classifier"
 # F1 balances missed tumours (recall) against false alarms (precision), where accuracy would
 # hide a model that never says "malignant".
 METRIC = "test_f1"
+
+# The promotion gate's data: rows held back from training (data/README.md says how), and where
+# each decision is recorded.
+EVAL_DATA = HERE / "data" / "breast_cancer_eval.csv"
+TARGET = "diagnosis"
+POS_LABEL = "malignant"
+PROMOTION_EXPERIMENT = "breast-cancer-promotion"
+MIN_F1_GAIN = 0.01
 
 # The hyperparameters worth seeing in the leaderboard, for whichever model family a run used.
 KEY_PARAMS = [
@@ -142,17 +165,31 @@ def register_run(client, run, model_name, metric):
     return version
 
 
+def newest_run_named(experiment_names, run_name):
+    experiments = [mlflow.get_experiment_by_name(name) for name in experiment_names]
+    runs = mlflow.search_runs(
+        experiment_ids=[e.experiment_id for e in experiments if e is not None],
+        filter_string=f"attributes.run_name = '{run_name}' and attributes.status = 'FINISHED'",
+        order_by=["attributes.start_time DESC"],
+        max_results=1,
+        output_format="list",
+    )
+    return runs[0] if runs else None
+
+
 def version_of_run(client, model_name, run_id):
     """The existing version registered from `run_id`, if any: re-running must not duplicate."""
     versions = client.search_model_versions(f"name = '{model_name}' and run_id = '{run_id}'")
     return min(versions, key=lambda v: int(v.version)) if versions else None
 
 
-def current_alias_version(client, model_name, alias):
+def current_alias_version(client, model_name, alias, full=False):
+    """The version number the alias points at (the ModelVersion with full=True), or None."""
     try:
-        return client.get_model_version_by_alias(model_name, alias).version
+        version = client.get_model_version_by_alias(model_name, alias)
     except MlflowException:
         return None  # no such model yet, or the alias was never set
+    return version if full else version.version
 
 
 def move_alias(client, model_name, alias, version):
@@ -164,6 +201,216 @@ def move_alias(client, model_name, alias, version):
         print(f"Alias {alias!r} already pointed at version {version}.")
     else:
         print(f"Alias {alias!r} moved: version {previous} -> version {version}.")
+
+
+# --- The promotion gate -----------------------------------------------------------------------
+
+
+def gate_thresholds(min_f1_gain):
+    """What a challenger must do against the champion, as MLflow's MetricThresholds.
+
+    F1 must rise by `min_f1_gain`: a tie, or a gain within the noise of 114 rows, is not worth
+    a redeploy. Recall on `malignant` must not fall: a missed tumour (a false negative) costs
+    far more than a false alarm, and F1 alone would let a model trade misses for fewer false
+    alarms and still win.
+    """
+    if min_f1_gain > 0:
+        f1 = MetricThreshold(min_absolute_change=min_f1_gain, greater_is_better=True)
+    else:  # MLflow takes only a positive absolute change; a relative change of 0 is "not lower"
+        f1 = MetricThreshold(min_relative_change=0.0, greater_is_better=True)
+    recall = MetricThreshold(min_relative_change=0.0, greater_is_better=True)
+    return {"f1_score": f1, "recall_score": recall}
+
+
+def read_eval_data(path, target, pos_label):
+    """The evaluation rows, with the labels as the models predict them: strings."""
+    if guardrails:
+        frame = guardrails.read_csv(path)
+    else:
+        frame = pd.read_csv(path)
+    if target not in frame.columns:
+        raise SystemExit(
+            f"error: {path} has no column {target!r} (choose it with --target); "
+            "the alias was left unchanged"
+        )
+    frame[target] = frame[target].astype(str)
+    labels = sorted(frame[target].unique())
+    if len(labels) == 2 and pos_label not in labels:
+        raise SystemExit(
+            f"error: --pos-label {pos_label!r} is not a label of {path} "
+            f"(labels: {', '.join(labels)}); the alias was left unchanged"
+        )
+    return frame
+
+
+def check_columns(model_uri, who, eval_data, path, target):
+    """Data that does not fit the model's signature is one line, before anything is logged."""
+    signature = mlflow.models.get_model_info(model_uri).signature
+    needed = signature.inputs.input_names() if signature else []
+    missing = [name for name in needed if name not in eval_data.columns]
+    if missing:
+        raise SystemExit(
+            f"error: {path} lacks columns the {who} needs: {', '.join(missing)}; "
+            "the alias was left unchanged"
+        )
+
+
+def evaluate(model_uri, run_name, eval_data, target, pos_label):
+    """Score one model on the evaluation rows, in a child run of the decision run.
+
+    `mlflow.models.evaluate` logs the metrics (f1_score, recall_score, ...), the dataset, and
+    MLflow's confusion matrix, ROC and precision-recall plots. SHAP is not installed, so the
+    explainer that would need it is switched off.
+    """
+    binary = eval_data[target].nunique() == 2
+    config = {"log_model_explainability": False}
+    if binary:
+        config["pos_label"] = pos_label
+    with mlflow.start_run(run_name=run_name, nested=True):
+        return mlflow.models.evaluate(
+            model_uri,
+            eval_data,
+            targets=target,
+            model_type="classifier",
+            evaluator_config=config,
+        )
+
+
+def model_of_run(run):
+    """The model a run logged: what the gate evaluates and the registry versions."""
+    models = mlflow.search_logged_models(
+        experiment_ids=[run.info.experiment_id],
+        filter_string=f"source_run_id = '{run.info.run_id}'",
+        output_format="list",
+    )
+    if not models:
+        raise SystemExit(
+            f"error: run {run.info.run_name!r} ({run.info.run_id}) logged no model; "
+            "the alias was left unchanged"
+        )
+    return models[0]
+
+
+def set_up_promotion_experiment():
+    """Decisions go to an experiment of their own, its artifacts next to this script."""
+    if "MLFLOW_TRACKING_URI" not in os.environ:
+        if mlflow.get_experiment_by_name(PROMOTION_EXPERIMENT) is None:
+            artifacts = (HERE / "mlruns" / PROMOTION_EXPERIMENT).as_uri()
+            mlflow.create_experiment(PROMOTION_EXPERIMENT, artifact_location=artifacts)
+    mlflow.set_experiment(PROMOTION_EXPERIMENT)
+
+
+def promote_through_gate(client, run, args):
+    """Evaluate the challenger `run` and the champion; move the alias only if the gate agrees."""
+    champion = current_alias_version(client, args.model_name, args.alias, full=True)
+    if champion is not None and champion.run_id == run.info.run_id:
+        print(
+            f"Run {run.info.run_name!r} is already version {champion.version}, the "
+            f"{args.alias!r}; nothing to decide."
+        )
+        return
+    eval_data = read_eval_data(args.eval_data, args.target, args.pos_label)
+    challenger_uri = f"models:/{model_of_run(run).model_id}"
+    check_columns(challenger_uri, "challenger", eval_data, args.eval_data, args.target)
+    champion_uri = None
+    if champion is not None:
+        champion_uri = f"models:/{args.model_name}/{champion.version}"
+        check_columns(champion_uri, "champion", eval_data, args.eval_data, args.target)
+
+    set_up_promotion_experiment()
+    against = f"version {champion.version}" if champion else "no champion"
+    with mlflow.start_run(
+        run_name=f"{run.info.run_name} vs {against}"
+    ) as decision:  # renamed below
+        mlflow.log_params(
+            {
+                "challenger_run_id": run.info.run_id,
+                "champion_version": champion.version if champion else "none",
+                "eval_data": Path(args.eval_data).name,
+                "min_f1_gain": args.min_f1_gain,
+            }
+        )
+        candidate = evaluate(
+            challenger_uri,
+            f"challenger {run.info.run_name}",
+            eval_data,
+            args.target,
+            args.pos_label,
+        )
+        failures = []
+        if champion is None:
+            reason = "first promotion: no champion to compare with"
+        else:
+            baseline = evaluate(
+                champion_uri,
+                f"champion version {champion.version}",
+                eval_data,
+                args.target,
+                args.pos_label,
+            )
+            thresholds = gate_thresholds(args.min_f1_gain)
+            try:
+                mlflow.validate_evaluation_results(thresholds, candidate, baseline)
+            except ModelValidationFailedException as exc:
+                failed = [name for name in thresholds if f"Metric {name} " in str(exc)]
+                failures = [
+                    f"{name}: challenger {candidate.metrics[name]:.4f}, champion "
+                    f"{baseline.metrics[name]:.4f} ({requirement(name, args.min_f1_gain)})"
+                    for name in failed
+                ]
+            for name in thresholds:
+                mlflow.log_metric(f"champion_{name}", baseline.metrics[name])
+            reason = "; ".join(failures) or (
+                f"beats version {champion.version} on f1_score by at least "
+                f"{args.min_f1_gain} and recall_score is not lower"
+            )
+        for name in ("f1_score", "recall_score"):
+            mlflow.log_metric(f"challenger_{name}", candidate.metrics[name])
+        verdict = "refused" if failures and not args.force else "promoted"
+        # The verdict in the run's name too, so the UI's run list reads as a history.
+        outcome = "forced" if failures and args.force else verdict
+        over = "vs" if verdict == "refused" else "over"
+        name = (
+            f"{outcome}: {run.info.run_name} {over} {against}"
+            if champion
+            else f"{outcome}: {run.info.run_name}, the first champion"
+        )
+        client.update_run(decision.info.run_id, name=name)
+        mlflow.set_tags(
+            {
+                "verdict": verdict,
+                "reason": reason,
+                "forced": str(bool(failures and args.force)).lower(),
+                "challenger": run.info.run_name,
+                "champion": against,
+            }
+        )
+        if verdict == "promoted":
+            version = version_of_run(client, args.model_name, run.info.run_id)
+            if version is None:
+                version = register_run(client, run, args.model_name, args.metric)
+                print(f"Registered run {run.info.run_name!r} as version {version.version}.")
+            mlflow.set_tag("version", version.version)
+            move_alias(client, args.model_name, args.alias, version.version)
+
+    where = f"decision run {decision.info.run_id} in {PROMOTION_EXPERIMENT!r}"
+    if verdict == "refused":
+        for line in failures:
+            print(f"refused: {line}", file=sys.stderr)
+        raise SystemExit(
+            f"error: the gate refused {run.info.run_name!r} ({where}); the {args.alias!r} alias "
+            f"stays on version {champion.version} (--force promotes anyway)"
+        )
+    if failures:
+        print(f"Forced past the gate ({'; '.join(failures)}); recorded in {where}.")
+    else:
+        print(f"Gate: promoted, {reason} ({where}).")
+
+
+def requirement(name, min_f1_gain):
+    if name == "f1_score" and min_f1_gain > 0:
+        return f"needs at least the champion's + {min_f1_gain}"
+    return "needs at least the champion's"
 
 
 def main(argv=None):
@@ -195,11 +442,15 @@ def main(argv=None):
             raise SystemExit(
                 f"error: no run with id {args.run_id!r}; the {args.alias!r} alias was left unchanged"
             ) from None
-        version = version_of_run(client, args.model_name, run.info.run_id)
-        if version is None:
-            version = register_run(client, run, args.model_name, args.metric)
-            print(f"Registered run {run.info.run_name!r} as version {version.version}.")
-        move_alias(client, args.model_name, args.alias, version.version)
+        promote_through_gate(client, run, args)
+    elif args.run_name:
+        run = newest_run_named(experiment_names, args.run_name)
+        if run is None:
+            raise SystemExit(
+                f"error: no finished run named {args.run_name!r} in {', '.join(experiment_names)}; "
+                f"the {args.alias!r} alias was left unchanged"
+            )
+        promote_through_gate(client, run, args)
     else:
         runs = find_best_runs(experiment_names, args.metric, args.mode)
         if not runs:
@@ -215,9 +466,7 @@ def main(argv=None):
                 f"version {current}."
             )
         else:
-            version = register_run(client, best, args.model_name, args.metric)
-            print(f"Registered run {best.info.run_name!r} as version {version.version}.")
-            move_alias(client, args.model_name, args.alias, version.version)
+            promote_through_gate(client, best, args)
 
     print(f"Model URI: models:/{args.model_name}@{args.alias}")
 
@@ -257,16 +506,60 @@ def parse_args(argv=None):
         default="champion",
         help="alias to point at the chosen version (default: %(default)s)",
     )
-    rollback = parser.add_mutually_exclusive_group()
-    rollback.add_argument(
-        "--version",
-        metavar="N",
-        help="roll back: point the alias at this existing version instead of the best run",
-    )
-    rollback.add_argument(
+    which = parser.add_mutually_exclusive_group()
+    which.add_argument(
         "--run-id",
         metavar="ID",
-        help="point the alias at this run's model (registered now if it is not yet)",
+        help="promote this run's model instead of the best run's, through the gate",
+    )
+    which.add_argument(
+        "--run-name",
+        metavar="NAME",
+        help="promote the newest finished run with this name, through the gate",
+    )
+    which.add_argument(
+        "--version",
+        metavar="N",
+        help="roll back (or forward): point the alias at this existing version. No gate: the "
+        "operator rolling back has already decided",
+    )
+    gate = parser.add_argument_group(
+        "promotion gate",
+        "The best run, --run-id and --run-name are scored with the champion on held-back rows; "
+        "the alias moves only if the challenger's F1 beats the champion's by --min-f1-gain and "
+        "its recall is not lower. Each decision is a run in the experiment "
+        f"{PROMOTION_EXPERIMENT!r}.",
+    )
+    gate.add_argument(
+        "--eval-data",
+        type=Path,
+        default=EVAL_DATA,
+        metavar="PATH",
+        help="CSV of rows no model trained on (default: data/breast_cancer_eval.csv)",
+    )
+    gate.add_argument(
+        "--target",
+        default=TARGET,
+        metavar="COLUMN",
+        help="the label column of --eval-data (default: %(default)s)",
+    )
+    gate.add_argument(
+        "--pos-label",
+        default=POS_LABEL,
+        metavar="LABEL",
+        help="the class whose recall must not fall, for two classes (default: %(default)s)",
+    )
+    gate.add_argument(
+        "--min-f1-gain",
+        type=float,
+        default=MIN_F1_GAIN,
+        metavar="X",
+        help="how much the challenger's F1 must beat the champion's by (default: %(default)s)",
+    )
+    gate.add_argument(
+        "--force",
+        action="store_true",
+        help="promote even if the gate refuses; the decision run records that it was forced",
     )
     if guardrails:
         guardrails.strict(parser)

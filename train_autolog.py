@@ -28,7 +28,7 @@ mlflow.set_experiment(EXPERIMENT)
 # Everything below is logged by this one call: no start_run, no log_* call.
 mlflow.sklearn.autolog(pos_label="malignant")
 
-features = pd.read_csv(HERE / "data" / "breast_cancer.csv")
+features = pd.read_csv(HERE / "data" / "breast_cancer_train.csv")
 labels = features.pop("diagnosis")
 features = features.astype("float64")  # autolog infers the signature: float, not int, columns
 X_train, X_test, y_train, y_test = train_test_split(

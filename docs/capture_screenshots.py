@@ -3,8 +3,9 @@
 What it does, in the order a reader does it:
 
 1. trains the same six runs as `make train` and registers the best one with
-   `register_model.py` (then, for chapter 7's picture, runs `tune_rfc.py`), into a throw-away SQLite store in a temporary folder (the scripts run
-   from there, so their artifacts land there too);
+   `register_model.py` (then, for chapter 7's picture, runs `tune_rfc.py`, and for chapter 8's,
+   sends two more runs through the promotion gate), into a throw-away SQLite store in a
+   temporary folder (the scripts run from there, so their artifacts land there too);
 2. starts `mlflow ui` against that store on a free port of 127.0.0.1;
 3. walks headless Chromium (Debian's /usr/bin/chromium, driven by Playwright) through the
    pages the README shows, in MLflow's "Model training" view, and saves one PNG per page in
@@ -69,6 +70,13 @@ DEMO_RUNS = [
 SEARCH = "tune_rfc.py"
 SEARCH_RUN = "rf-search-10trials"
 
+# Chapter 8's gate: `make demo`'s refused challenger, then one the gate lets through.
+GATE = [
+    ("register_model.py --run-name rf-shallow", 1),
+    ("register_model.py --run-name mlp-strong-penalty", 0),
+]
+PROMOTION_EXPERIMENT = "breast-cancer-promotion"
+
 # The UI can take a few seconds per page on a busy machine; Playwright's default is 5 s.
 expect.set_options(timeout=30_000)
 
@@ -108,8 +116,12 @@ def demo_env(store_uri: str) -> dict[str, str]:
 
 
 def train_demo(workdir: Path, env: dict[str, str], runs=DEMO_RUNS) -> None:
-    """Run the tutorial's scripts one after the other, from `workdir`."""
-    for command in runs:
+    """Run the tutorial's scripts one after the other, from `workdir`.
+
+    Each item is a command, expected to exit 0, or a (command, expected exit code) pair.
+    """
+    for item in runs:
+        command, expected = item if isinstance(item, tuple) else (item, 0)
         print(f"  python {command}", flush=True)
         script, *args = shlex.split(command)
         result = subprocess.run(
@@ -120,7 +132,7 @@ def train_demo(workdir: Path, env: dict[str, str], runs=DEMO_RUNS) -> None:
             capture_output=True,
             text=True,
         )
-        if result.returncode != 0:
+        if result.returncode != expected:
             sys.exit(f"error: {script} exited {result.returncode}:\n{result.stderr}")
 
 
@@ -290,6 +302,13 @@ def show_search_children(page: Page, base_url: str, experiment: str, parent: str
     expect(page.get_by_role("link", name="trial-01", exact=True)).to_be_visible()
 
 
+def show_promotion_decision(page: Page, base_url: str, name: str) -> None:
+    """The gate's experiment, then one decision run: its verdict, reason, scores and params."""
+    show_runs(page, base_url, PROMOTION_EXPERIMENT)
+    page.get_by_role("link", name=name, exact=True).click()
+    expect(page.get_by_text("verdict", exact=True)).to_be_visible()
+
+
 # --- The screenshots ------------------------------------------------------------------------
 
 
@@ -330,6 +349,13 @@ def capture_search(base_url: str, out: Path) -> None:
         save_png(page, out / "ui-search-children.png")
 
 
+def capture_gate(base_url: str, out: Path) -> None:
+    with chromium_page(base_url) as page:
+        switch_to_model_training(page, base_url)
+        show_promotion_decision(page, base_url, "refused: rf-shallow vs version 1")
+        save_png(page, out / "ui-promotion-gate.png")
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -354,6 +380,9 @@ def main(argv=None) -> None:
             # Chapter 7's search, added after the pictures of the demo that do not show it.
             train_demo(workdir, env, [SEARCH])
             capture_search(base_url, args.out.resolve())
+            # Chapter 8's decisions, after the others: the champion changes here.
+            train_demo(workdir, env, GATE)
+            capture_gate(base_url, args.out.resolve())
 
 
 if __name__ == "__main__":

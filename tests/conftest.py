@@ -2,7 +2,9 @@
 
 Every test gets its own SQLite store in its own temporary folder. Creating an MLflow database
 runs all of MLflow's schema migrations (seconds), so one empty database is made per session and
-copied for each test: still a real, current MLflow store.
+copied for each test: still a real, current MLflow store. The same goes for the stores the
+scripts train: each is made once per session, shared by both `pytest -n 2` workers (`shared`),
+and every test works on its own copy.
 
 Processes a test starts live in their own process group (`start_new_session=True`) and the
 fixtures that start them kill the whole group afterwards, also when the test fails.
@@ -10,6 +12,10 @@ fixtures that start them kill the whole group afterwards, also when the test fai
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import importlib.util
+import io
 import os
 import shutil
 import signal
@@ -21,11 +27,12 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import mlflow
 import pytest
 from mlflow.tracking import MlflowClient
 
 REPO = Path(__file__).resolve().parents[1]
-DATA = REPO / "data" / "breast_cancer.csv"
+DATA = REPO / "data" / "breast_cancer_train.csv"  # what the training scripts read by default
 PYTHON = sys.executable
 BIN = Path(PYTHON).parent
 
@@ -77,6 +84,43 @@ class Store:
             timeout=timeout,
         )
 
+    def call(self, script: str, *args: str) -> subprocess.CompletedProcess:
+        """`run`, in this process: the script's main under guardrails.exit_on_error.
+
+        The same code path as the command line, against this real store, without a new
+        interpreter's imports (seconds) per call. Output and exit code as a shell sees them,
+        except Python's warnings, which pytest records: `run` is what checks a clean output.
+        """
+        spec = importlib.util.spec_from_file_location(Path(script).stem, REPO / script)
+        module = importlib.util.module_from_spec(spec)
+        saved = sys.argv, sys.path[:], os.getcwd(), os.environ.get("MLFLOW_TRACKING_URI")
+        out, err = io.StringIO(), io.StringIO()
+        code = 0
+        try:
+            sys.argv, sys.path[:0] = [script, *args], [str(REPO)]
+            os.chdir(self.root)
+            os.environ["MLFLOW_TRACKING_URI"] = self.uri
+            mlflow.set_tracking_uri(self.uri)  # an earlier set_tracking_uri would beat the env
+            with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+                spec.loader.exec_module(module)
+                try:
+                    module.guardrails.exit_on_error(module.main)
+                except SystemExit as exited:
+                    code = exited.code
+                    if isinstance(code, str):  # sys.exit("error: ...") prints it and exits 1
+                        print(code, file=sys.stderr)
+                        code = 1
+        finally:
+            sys.argv, sys.path[:] = saved[0], saved[1]
+            os.chdir(saved[2])
+            if saved[3] is None:
+                os.environ.pop("MLFLOW_TRACKING_URI", None)
+            else:
+                os.environ["MLFLOW_TRACKING_URI"] = saved[3]
+        return subprocess.CompletedProcess(
+            [script, *args], code or 0, out.getvalue(), err.getvalue()
+        )
+
     def experiment_runs(self, name: str):
         experiment = self.client.get_experiment_by_name(name)
         assert experiment is not None, f"no experiment {name!r}"
@@ -110,12 +154,33 @@ def assert_clean(result) -> None:
         assert word not in output, f"{word!r} in output:\n{output}"
 
 
+def shared_folder(tmp_path_factory, name: str, fill) -> Path:
+    """A session-wide folder `name` that `fill(folder)` fills once for all pytest-xdist workers.
+
+    A worker that asks while another is filling it waits on the lock, then uses the result.
+    """
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent  # the workers' common folder
+    folder, done = root / name, root / f"{name}.done"
+    with open(root / f"{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not done.exists():
+            shutil.rmtree(folder, ignore_errors=True)
+            folder.mkdir()
+            fill(folder)
+            done.touch()
+    return folder
+
+
 @pytest.fixture(scope="session")
 def empty_store_db(tmp_path_factory) -> Path:
     """An empty, fully migrated MLflow database, made once and copied by `store`."""
-    path = tmp_path_factory.mktemp("template") / "mlflow.db"
-    MlflowClient(tracking_uri=f"sqlite:///{path}").search_experiments()
-    return path
+
+    def migrate(folder):
+        MlflowClient(tracking_uri=f"sqlite:///{folder / 'mlflow.db'}").search_experiments()
+
+    return shared_folder(tmp_path_factory, "empty-store", migrate) / "mlflow.db"
 
 
 def store_from(db_template: Path, folder: Path) -> Store:
@@ -145,10 +210,13 @@ TRAINED_RUNS = {
 @pytest.fixture(scope="session")
 def trained_store_db(tmp_path_factory, empty_store_db) -> Path:
     """A database holding TRAINED_RUNS. Their artifacts stay in this session folder, read-only."""
-    template = store_from(empty_store_db, tmp_path_factory.mktemp("trained"))
-    for run_name, (script, *args) in TRAINED_RUNS.items():
-        template.run(script, *args, "--run-name", run_name)
-    return template.root / "mlflow.db"
+
+    def train(folder):
+        template = store_from(empty_store_db, folder)
+        for run_name, (script, *args) in TRAINED_RUNS.items():
+            template.run(script, *args, "--run-name", run_name)
+
+    return shared_folder(tmp_path_factory, "trained-store", train) / "mlflow.db"
 
 
 @pytest.fixture
@@ -216,3 +284,25 @@ def start_process():
     yield start
     for process in started:
         stop_process_group(process)
+
+
+# The longest tests, longest first. `pytest -n 2` hands tests out in collection order, so these
+# go first: started last, one of them would keep a worker busy while the other sits idle.
+LONGEST_FIRST = [
+    "test_docs.py::test_track_runs_as_written[tutorial]",
+    "test_docs.py::test_track_runs_as_written[spark]",
+    "test_docs.py::test_track_runs_as_written[team-server]",
+    "test_docs.py::test_track_runs_as_written[tuning]",
+    "test_benchmarks_smoke.py::",
+]
+
+
+def pytest_collection_modifyitems(items):
+    def rank(item):
+        where = item.nodeid.split("/")[-1]
+        return next(
+            (n for n, prefix in enumerate(LONGEST_FIRST) if where.startswith(prefix)),
+            len(LONGEST_FIRST),
+        )
+
+    items.sort(key=rank)  # stable: the rest keep their order

@@ -64,7 +64,7 @@ TRACKS = {
         "docs/06-serve-and-predict.md",
     ],
     "spark": ["docs/spark.md"],
-    "tuning": ["docs/07-tune-and-autolog.md"],
+    "tuning": ["docs/07-tune-and-autolog.md", "docs/08-promotion-gate.md"],
     "team-server": ["docs/team-server.md"],
     "reference": ["docs/measuring.md", "docs/testing.md"],
 }

@@ -1,12 +1,15 @@
-"""register_model.py: promote the truly best run, never duplicate, roll back on request."""
+"""register_model.py: the gate promotes, refuses or is forced; never duplicates; rollback skips it."""
 
 from __future__ import annotations
 
+import pandas as pd
 import pytest
 
-from conftest import assert_clean
+from conftest import REPO, assert_clean
 
 MODEL = "breast-cancer-classifier"
+PROMOTION = "breast-cancer-promotion"
+EVAL_DATA = REPO / "data" / "breast_cancer_eval.csv"
 EXPERIMENTS = ["breast-cancer-random-forest", "breast-cancer-neural-network"]
 
 
@@ -33,59 +36,156 @@ def versions(store):
     return store.client.search_model_versions(f"name = '{MODEL}'")
 
 
-def test_promote_rerun_worse_run_and_roll_back(trained_store):
-    # A weak forest, a normal one, and a network: three runs, two experiments.
+def decisions(store):
+    """The promotion gate's decision runs (the parents; their children are the evaluations)."""
+    experiment = store.client.get_experiment_by_name(PROMOTION)
+    if experiment is None:
+        return []
+    runs = store.client.search_runs(
+        [experiment.experiment_id], order_by=["attributes.start_time ASC"]
+    )
+    return [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+
+
+def evaluations(store, decision):
+    return store.client.search_runs(
+        [decision.info.experiment_id],
+        filter_string=f"tags.mlflow.parentRunId = '{decision.info.run_id}'",
+    )
+
+
+def run_named(store, name):
+    return next(r for r in all_runs(store) if r.info.run_name == name)
+
+
+def test_the_gate_promotes_refuses_is_forced_and_rollback_skips_it(trained_store):
+    # A weak forest (stump), a normal one, and a network: three runs, two experiments.
     store = trained_store
+    stump = run_named(store, "stump")
 
-    result = store.run("register_model.py")
-    assert_clean(result)
-    best = truly_best(store)
-    version = champion(store)
-    assert version_number(version) == "1"
-    assert version.run_id == best.info.run_id
-    assert version.tags["source_run_name"] == best.info.run_name
-    assert best.info.run_id in version.description
-    assert "Top 3 runs with a logged model, by test_f1" in result.stdout
-    assert result.stdout.strip().endswith(f"Model URI: models:/{MODEL}@champion")
-    # The leaderboard lists the runs best first, as the store ranked them.
-    leaderboard = [line for line in result.stdout.splitlines() if line.startswith("  ")]
-    assert best.info.run_name in leaderboard[0]
-
-    # Re-running registers nothing new and says so.
-    again = store.run("register_model.py")
-    assert "already version 1" in again.stdout
-    assert len(versions(store)) == 1
-
-    # A worse later run does not move the champion.
-    store.run("train_rfc.py", "--n-estimators", "1", "--max-depth", "1", "--run-name", "worse")
-    store.run("register_model.py")
-    assert len(versions(store)) == 1
-    assert champion(store).run_id == best.info.run_id
-
-    # Promote another run by id: version 2, then roll back to version 1.
-    stump = next(r for r in all_runs(store) if r.info.run_name == "stump")
-    promoted = store.run("register_model.py", "--run-id", stump.info.run_id)
-    assert "moved: version 1 -> version 2" in promoted.stdout
+    # No champion yet: the challenger is still evaluated and recorded, then promoted.
+    first = store.run("register_model.py", "--run-name", "stump")
+    assert_clean(first)
     assert champion(store).run_id == stump.info.run_id
+    (decision,) = decisions(store)
+    assert decision.data.tags["verdict"] == "promoted"
+    assert "no champion" in decision.data.tags["reason"]
+    assert decision.info.run_name == "promoted: stump, the first champion"
+    (evaluation,) = evaluations(store, decision)
+    assert {"f1_score", "recall_score", "accuracy_score"} <= set(evaluation.data.metrics)
+    plots = {a.path for a in store.client.list_artifacts(evaluation.info.run_id)}
+    assert {
+        "confusion_matrix.png",
+        "roc_curve_plot.png",
+        "precision_recall_curve_plot.png",
+    } <= plots
 
-    rolled_back = store.run("register_model.py", "--version", "1")
-    assert "moved: version 2 -> version 1" in rolled_back.stdout
-    assert version_number(champion(store)) == "1"
+    # The best run by test_f1 beats the stump on the held-back rows: promoted, and it says why.
+    # (store.call runs the script in this process: the same main, without an interpreter start.)
+    better = store.call("register_model.py")
+    assert better.returncode == 0, better.stderr
+    best = truly_best(store)
+    assert champion(store).run_id == best.info.run_id
+    assert version_number(champion(store)) == "2"
+    assert "Top 3 runs with a logged model, by test_f1" in better.stdout
+    assert better.stdout.strip().endswith(f"Model URI: models:/{MODEL}@champion")
+    leaderboard = [line for line in better.stdout.splitlines() if line.startswith("  ")]
+    assert best.info.run_name in leaderboard[0]
+    decision = decisions(store)[-1]
+    assert decision.data.tags["verdict"] == "promoted"
+    assert decision.data.tags["reason"].startswith("beats version 1 on f1_score")
+    assert decision.data.tags["challenger"] == best.info.run_name
+    assert decision.data.params["challenger_run_id"] == best.info.run_id
+    assert len(evaluations(store, decision)) == 2
+    metrics = decision.data.metrics
+    assert metrics["challenger_f1_score"] >= metrics["champion_f1_score"] + 0.01
+    assert metrics["challenger_recall_score"] >= metrics["champion_recall_score"]
+
+    # Re-running registers nothing new and decides nothing.
+    again = store.call("register_model.py")
+    assert "already version 2" in again.stdout
+    assert len(versions(store)) == 2 and len(decisions(store)) == 2
+
+    # The stump again, by id: refused, one line per failed threshold with both values, and
+    # nothing changes but the recorded decision.
+    refused = store.call("register_model.py", "--run-id", stump.info.run_id)
+    assert refused.returncode == 1
+    # mlflow.models.evaluate's INFO lines come first; then only the script's.
+    lines = [line for line in refused.stderr.strip().splitlines() if " INFO " not in line]
+    assert lines[0].startswith("refused: f1_score: challenger 0.")
+    assert ", champion 0." in lines[0]
+    assert all(line.startswith("refused: ") for line in lines[:-1])
+    assert lines[-1].startswith("error: the gate refused 'stump'")
+    assert "stays on version 2" in lines[-1]
+    assert version_number(champion(store)) == "2" and len(versions(store)) == 2
+    decision = decisions(store)[-1]
+    assert decision.data.tags["verdict"] == "refused"
+    assert decision.data.tags["reason"].startswith("f1_score: challenger")
+    assert decision.info.run_name == "refused: stump vs version 2"
+    assert decision.info.status == "FINISHED"
+
+    # --force promotes it anyway (its version 1 already exists) and records that.
+    forced = store.call("register_model.py", "--run-id", stump.info.run_id, "--force")
+    assert forced.returncode == 0, forced.stderr
+    assert "Forced past the gate" in forced.stdout
+    assert version_number(champion(store)) == "1" and len(versions(store)) == 2
+    decision = decisions(store)[-1]
+    assert decision.data.tags["verdict"] == "promoted"
+    assert decision.data.tags["forced"] == "true"
+    assert decision.info.run_name == "forced: stump over version 2"
+
+    # Rolling back skips the gate: the operator has decided.
+    count = len(decisions(store))
+    rolled = store.call("register_model.py", "--version", "2")
+    assert "moved: version 1 -> version 2" in rolled.stdout
+    assert len(decisions(store)) == count
 
     # An unknown version or run is refused, and the alias stays where it was.
     for args in (["--version", "9"], ["--run-id", "0123456789abcdef"]):
-        refused = store.run("register_model.py", *args, check=False)
-        assert refused.returncode == 1
-        assert len(refused.stderr.strip().splitlines()) == 1
-        assert "left unchanged" in refused.stderr
-        assert version_number(champion(store)) == "1"
+        unknown = store.call("register_model.py", *args)
+        assert unknown.returncode == 1
+        assert len(unknown.stderr.strip().splitlines()) == 1
+        assert "left unchanged" in unknown.stderr
+        assert version_number(champion(store)) == "2"
+
+
+def test_evaluation_data_that_does_not_fit_is_one_line_and_changes_nothing(trained_store, tmp_path):
+    store = trained_store
+    store.call("register_model.py", "--run-name", "stump")
+    count = len(decisions(store))
+    frame = pd.read_csv(EVAL_DATA)
+    missing = tmp_path / "missing.csv"
+    frame.drop(columns=["mean_radius", "worst_area"]).to_csv(missing, index=False)
+    no_label = tmp_path / "no_label.csv"
+    frame.drop(columns="diagnosis").to_csv(no_label, index=False)
+    cases = {
+        missing: "lacks columns the challenger needs: mean_radius, worst_area",
+        no_label: "has no column 'diagnosis'",
+    }
+    for path, expected in cases.items():
+        result = store.call("register_model.py", "--eval-data", str(path))
+        assert result.returncode == 1
+        (line,) = result.stderr.strip().splitlines()  # before any evaluation: no INFO line
+        assert expected in line and "alias was left unchanged" in line
+    assert version_number(champion(store)) == "1" and len(versions(store)) == 1
+    assert len(decisions(store)) == count
+
+
+def test_a_worse_later_run_does_not_move_the_champion(trained_store):
+    store = trained_store
+    store.call("register_model.py")
+    best = truly_best(store)
+    store.call("train_rfc.py", "--n-estimators", "1", "--max-depth", "1", "--run-name", "worse")
+    store.call("register_model.py")
+    assert len(versions(store)) == 1
+    assert champion(store).run_id == best.info.run_id
 
 
 def test_metric_mode_and_experiment_choose_the_ranking(trained_store):
     store = trained_store
 
     # Lowest accuracy in the forest experiment only: the stump, whatever the network scored.
-    store.run(
+    store.call(
         "register_model.py",
         "--experiment-name",
         EXPERIMENTS[0],
@@ -126,6 +226,6 @@ UNKNOWN_METRIC = (
 )
 def test_an_empty_store_or_unknown_metric_is_a_clear_error(request, store_fixture, args, expected):
     store = request.getfixturevalue(store_fixture)
-    result = store.run("register_model.py", *args, check=False)
+    result = store.call("register_model.py", *args)
     assert result.returncode == 1
     assert result.stderr.strip() == expected.format(uri=store.uri)

@@ -17,7 +17,7 @@ from mlflow.entities import RunStatus
 from sklearn.metrics import accuracy_score
 from sklearn.model_selection import train_test_split
 
-from conftest import DATA, FAST_ANN, FAST_RFC, PYTHON, REPO, assert_clean, run_command
+from conftest import DATA, FAST_ANN, FAST_RFC, PYTHON, REPO, assert_clean, base_env, run_command
 
 RFC_EXPERIMENT = "breast-cancer-random-forest"
 ANN_EXPERIMENT = "breast-cancer-neural-network"
@@ -74,7 +74,7 @@ def test_a_run_records_params_metrics_figure_data_and_a_model_that_reproduces_it
     # Every hyperparameter the reader set, plus where the data came from.
     for key, value in spec["params"].items():
         assert run.data.params[key] == value, key
-    assert run.data.params["data"] == "breast_cancer.csv"
+    assert run.data.params["data"] == "breast_cancer_train.csv"
     assert run.data.params["target"] == "diagnosis"
     assert run.data.params["test_size"] == "0.2"
     assert run.data.tags["script"] == script
@@ -94,7 +94,7 @@ def test_a_run_records_params_metrics_figure_data_and_a_model_that_reproduces_it
 
     # The training split is recorded as an MLflow dataset with its target.
     (dataset_input,) = run.inputs.dataset_inputs
-    assert dataset_input.dataset.name == "breast_cancer"
+    assert dataset_input.dataset.name == "breast_cancer_train"
     assert dataset_input.tags[0].value == "training"
     assert (
         '"diagnosis"' in dataset_input.dataset.profile
@@ -136,36 +136,19 @@ def test_the_two_model_families_land_in_two_experiments(trained_store):
     assert network.data.tags["model_family"] == "neural_network"
 
 
-def test_experiment_name_chooses_where_the_run_goes(store):
-    store.run("train_rfc.py", *FAST_RFC, "--experiment-name", "by-name")
-    assert len(store.experiment_runs("by-name")) == 1
-    assert store.client.get_experiment_by_name(RFC_EXPERIMENT) is None
-
-
-def test_a_users_csv_with_string_labels_and_three_classes(store, tmp_path):
-    frame = pd.read_csv(DATA).iloc[:, :4]
-    frame["size"] = pd.qcut(frame["mean_radius"], 3, labels=["small", "medium", "large"])
-    frame["count"] = range(len(frame))  # an integer column must be fine too
-    csv = tmp_path / "mine.csv"
-    frame.to_csv(csv, index=False)
-    result = store.run(
-        "train_ann.py", *FAST_ANN, "--data", str(csv), "--target", "size", "--max-iter", "1000"
-    )
-    assert_clean(result)
-    run = only_run(store, ANN_EXPERIMENT)
-    assert set(run.data.metrics) == METRICS
-    assert all(0 <= value <= 1 for value in run.data.metrics.values())
-    assert run.data.params["data"] == "mine.csv"
-
-
-def test_numeric_labels_are_category_names_and_the_run_is_clean(store, tmp_path):
+def test_numeric_labels_are_category_names_and_experiment_name_chooses_the_experiment(
+    store, tmp_path
+):
     frame = pd.read_csv(DATA)
     frame["diagnosis"] = (frame["diagnosis"] == "malignant").astype(int)  # 1 = malignant
     csv = tmp_path / "numeric.csv"
     frame.to_csv(csv, index=False)
-    result = store.run("train_rfc.py", *FAST_RFC, "--data", str(csv))
+    result = store.run(
+        "train_rfc.py", *FAST_RFC, "--data", str(csv), "--experiment-name", "by-name"
+    )
     assert_clean(result)
-    run = only_run(store, RFC_EXPERIMENT)
+    run = only_run(store, "by-name")
+    assert store.client.get_experiment_by_name(RFC_EXPERIMENT) is None
     mlflow.set_tracking_uri(store.uri)
     (logged_model,) = mlflow.search_logged_models(
         experiment_ids=[run.info.experiment_id], output_format="list"
@@ -186,8 +169,6 @@ def test_a_copied_script_runs_alone_and_logs_next_to_itself_from_any_directory(t
     shutil.copy(DATA, project / "data" / DATA.name)
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
-    from conftest import base_env
-
     env = base_env()
     for cwd in (project, elsewhere):
         result = run_command([PYTHON, str(project / "train_rfc.py"), *FAST_RFC], env=env, cwd=cwd)
@@ -219,19 +200,23 @@ def test_a_copied_script_runs_alone_and_logs_next_to_itself_from_any_directory(t
         ).is_file()
 
 
-def test_the_network_lesson_also_runs_alone_on_a_csv_elsewhere(tmp_path):
+def test_the_network_lesson_runs_alone_on_a_csv_elsewhere_with_three_string_classes(tmp_path):
     project = tmp_path / "project"
     project.mkdir()
     shutil.copy(REPO / "train_ann.py", project / "train_ann.py")
-    from conftest import base_env
-
-    result = run_command(
-        [PYTHON, "train_ann.py", *FAST_ANN, "--data", str(DATA)], env=base_env(), cwd=project
-    )
+    frame = pd.read_csv(DATA).iloc[:, :4]
+    frame["size"] = pd.qcut(frame["mean_radius"], 3, labels=["small", "medium", "large"])
+    frame["count"] = range(len(frame))  # an integer column must be fine too
+    csv = tmp_path / "mine.csv"
+    frame.to_csv(csv, index=False)
+    args = [*FAST_ANN, "--data", str(csv), "--target", "size", "--max-iter", "1000"]
+    result = run_command([PYTHON, "train_ann.py", *args], env=base_env(), cwd=project)
     assert_clean(result)
     client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{project / 'mlflow.db'}")
     (run,) = client.search_runs([client.get_experiment_by_name(ANN_EXPERIMENT).experiment_id])
     assert run.info.status == "FINISHED" and set(run.data.metrics) == METRICS
+    assert all(0 <= value <= 1 for value in run.data.metrics.values())
+    assert run.data.params["data"] == "mine.csv"
 
 
 # --- Bad input: one line on stderr, a non-zero exit, and no run left RUNNING --------------
@@ -307,17 +292,30 @@ BAD_INPUTS = {
 }
 
 
+def assert_one_error_line_and_nothing_running(store, code, stderr, expected):
+    assert code != 0
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1, stderr
+    assert expected in lines[0]
+    assert "Traceback" not in stderr
+    runs = store.client.search_runs([e.experiment_id for e in store.client.search_experiments()])
+    assert [r for r in runs if r.info.status == "RUNNING"] == []
+
+
 @pytest.mark.parametrize("case", BAD_INPUTS)
 def test_bad_input_is_one_clear_line_and_leaves_no_running_run(store, tmp_path, case):
     make_args, expected = BAD_INPUTS[case]
-    result = store.run("train_rfc.py", *make_args(tmp_path), check=False)
-    assert result.returncode != 0
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    assert expected in lines[0]
-    assert "Traceback" not in result.stderr
-    runs = store.client.search_runs([e.experiment_id for e in store.client.search_experiments()])
-    assert [r for r in runs if r.info.status == "RUNNING"] == []
+    result = store.call("train_rfc.py", *make_args(tmp_path))
+    assert_one_error_line_and_nothing_running(store, result.returncode, result.stderr, expected)
+
+
+def test_bad_input_from_the_shell_is_one_line_too(store, tmp_path):
+    """The command line itself, for a bad file and a bad flag: Python prints nothing more."""
+    for case in ("missing file", "zero trees"):
+        make_args, expected = BAD_INPUTS[case]
+        result = store.run("train_rfc.py", *make_args(tmp_path), check=False)
+        assert_one_error_line_and_nothing_running(store, result.returncode, result.stderr, expected)
+    assert result.returncode == 2  # argparse's exit code for a bad flag
 
 
 @pytest.mark.parametrize(
@@ -329,7 +327,7 @@ def test_bad_input_is_one_clear_line_and_leaves_no_running_run(store, tmp_path, 
     ],
 )
 def test_bad_network_settings_are_refused_before_any_run(store, args, expected):
-    result = store.run("train_ann.py", *args, check=False)
+    result = store.call("train_ann.py", *args)
     assert result.returncode == 2
     assert result.stderr.count("\n") == 1 and expected in result.stderr
     assert store.client.get_experiment_by_name(ANN_EXPERIMENT) is None
