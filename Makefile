@@ -33,22 +33,35 @@ SHELL := /bin/bash
 # requirements/check.py reads the installed versions: no pip, no network, a tenth of a second.
 lacks = $(shell "$(ENV_DIR)/bin/python" requirements/check.py $(1) 2>&1)
 
+# Installs go through uv (seconds, where pip takes a minute or more): the uv on your PATH if
+# there is one, else this pinned release, installed from PyPI into .venv by venv's own pip (so
+# it also works where the system Python refuses `pip install`, PEP 668). requirements.txt stays
+# the only list of pins; `pip install -r requirements.txt` installs the very same.
+UV_VERSION := 0.13.9
+HOST_UV := $(shell command -v uv 2>/dev/null)
+# --compile-bytecode: as pip does. uv leaves it out by default, and then every script start pays
+# for compiling MLflow's modules again where Python may not cache them (PYTHONDONTWRITEBYTECODE).
+# Evaluated when a recipe runs: after CREATE_VENV, .venv's own uv exists.
+UV = $(or $(HOST_UV),$(shell test -x "$(ENV_DIR)/bin/uv" && echo "$(ENV_DIR)/bin/uv"))
+# pip, where no uv is around (an environment you built yourself, say).
+install = $(if $(UV),"$(UV)" pip install --quiet --compile-bytecode --python "$(ENV_DIR)/bin/python",python -m pip install --quiet)
+
 define CREATE_VENV
-@echo "make: creating .venv and installing requirements.txt (first run)"
+@echo "make: creating .venv and installing requirements.txt with uv (first run)"
 $(PYTHON) -m venv .venv
-.venv/bin/python -m pip install --quiet --upgrade pip
-.venv/bin/python -m pip install --quiet -r requirements.txt
+$(if $(HOST_UV),,.venv/bin/python -m pip install --quiet uv==$(UV_VERSION))
+"$(or $(HOST_UV),.venv/bin/uv)" pip install --quiet --compile-bytecode --python .venv/bin/python -r requirements.txt
 endef
 
 define UPDATE_VENV
 @echo "make: .venv does not match requirements.txt ($(call lacks,requirements.txt)): installing it"
-.venv/bin/python -m pip install --quiet -r requirements.txt
+$(install) -r requirements.txt
 endef
 
 # A target's extra tools (one of requirements/*.txt), installed only if the environment lacks them.
 define install_extras
 $(if $(call lacks,$(1)),@echo "make: installing $(1) into $(ENV_NAME) (make $@ needs it)"
-python -m pip install --quiet -r $(1))
+$(install) -r $(1))
 endef
 
 .PHONY: env demo train serve-once serve test lint ui clean
@@ -122,6 +135,18 @@ test: env
 	$(call install_extras,requirements/test.txt)
 	python -m pytest -n 2
 
+## test-pythons: the tutorial end to end under Python 3.11, 3.12 and 3.13 (each found by
+## version: python3.X or uv), in fresh clones in a folder with a space (tests/pythons.sh)
+.PHONY: test-pythons
+test-pythons: env
+	$(ENSURE_UV)
+	tests/pythons.sh
+
+define ENSURE_UV
+$(if $(UV),,@echo "make: installing uv==$(UV_VERSION) into $(ENV_NAME) (make test-pythons needs it)"
+python -m pip install --quiet uv==$(UV_VERSION))
+endef
+
 ## lint: ruff, the pinned version (requirements/lint.txt: lint needs none of the test extras)
 lint: env
 	$(call install_extras,requirements/lint.txt)
@@ -130,6 +155,8 @@ lint: env
 
 ## ui: MLflow's UI on this machine only (127.0.0.1), reading the tutorial's store
 ui: env
+	@python -c "import socket; socket.create_server(('127.0.0.1', $(UI_PORT))).close()" 2>/dev/null \
+		|| { echo "error: port $(UI_PORT) is in use (another mlflow ui?); choose one with: make ui UI_PORT=5010" >&2; exit 1; }
 	mlflow ui --backend-store-uri "sqlite:///$(CURDIR)/mlflow.db" --host 127.0.0.1 --port $(UI_PORT) --workers 1
 
 ## serve: serve the champion on http://127.0.0.1:$(SERVE_PORT) until Ctrl-C

@@ -87,7 +87,12 @@ def start_spark(master: str) -> SparkSession:
     return (
         SparkSession.builder.master(master)
         .appName("predict_spark")
-        .config("spark.driver.extraJavaOptions", f"-Dlog4j2.configurationFile={LOG4J2_CONFIG}")
+        # As a file: URI, so that a space in the path (~/My Projects/...) survives: Spark splits
+        # the Java options at spaces.
+        .config(
+            "spark.driver.extraJavaOptions",
+            f"-Dlog4j2.configurationFile={LOG4J2_CONFIG.as_uri()}",
+        )
         # A batch job needs no web UI (port 4040) and no progress bar drawn over its output.
         .config("spark.ui.enabled", "false")
         .config("spark.ui.showConsoleProgress", "false")

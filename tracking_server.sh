@@ -55,6 +55,15 @@ fi
 # `./tracking_server.sh --help` is MLflow's own help for every option this script passes on.
 case "${1:-}" in -h | --help) exec mlflow server --help ;; esac
 
+# A busy port would end in uvicorn's "[Errno 98]" line after "startup complete"; say it first.
+python="$(dirname "$(command -v mlflow)")/python"
+[ -x "$python" ] || python=python3
+if ! "$python" -c "import socket, sys; socket.create_server((sys.argv[1], int(sys.argv[2]))).close()" \
+    "$HOST" "$PORT" 2>/dev/null; then
+    echo "error: port $PORT on $HOST is in use (another server?); choose one with PORT=..." >&2
+    exit 1
+fi
+
 # A SQLite file needs its folder; a local artifact destination is created by the server.
 if [[ "$BACKEND_STORE_URI" == sqlite:///* ]]; then
     mkdir -p "$(dirname "${BACKEND_STORE_URI#sqlite:///}")"

@@ -289,7 +289,8 @@ def fresh_copy(destination: Path) -> Path:
 
 @pytest.mark.parametrize("track", TRACKS)
 def test_track_runs_as_written(track, tmp_path):
-    copy = fresh_copy(tmp_path / "repo")
+    # Under a folder whose name has a space, as on many laptops: every command must cope.
+    copy = fresh_copy(tmp_path / "My Projects" / "repo")
     (tmp_path / "scratch").mkdir()
     env = base_env()
     # As after `source .venv/bin/activate`: python, pip, mlflow and make use this environment.

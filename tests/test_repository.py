@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 from conftest import REPO
 
@@ -48,3 +53,30 @@ def test_every_requirement_is_pinned_exactly():
             assert re.fullmatch(r"[A-Za-z0-9_.\-\[\]]+==[0-9][0-9A-Za-z.\-]*", line), (
                 f"{name}: {line!r} is not pinned with =="
             )
+
+
+def test_make_leaves_a_hand_built_environment_alone_and_names_what_it_would_change(tmp_path):
+    """`make ui` with a .venv that has the pins runs only `mlflow ui`; one that lacks them is
+    named, with what it lacks, before anything is installed (make -n: what would run)."""
+    for name in ("Makefile", "requirements.txt", "requirements"):
+        source = REPO / name
+        (shutil.copytree if source.is_dir() else shutil.copy)(source, tmp_path / name)
+    env = {k: v for k, v in os.environ.items() if k != "VIRTUAL_ENV"}
+
+    # A .venv built by hand with the pinned packages (here: the one running these tests).
+    (tmp_path / ".venv").symlink_to(Path(sys.executable).parent.parent)
+    planned = subprocess.run(
+        ["make", "-n", "ui"], cwd=tmp_path, env=env, capture_output=True, text=True, check=True
+    ).stdout
+    assert "venv" not in planned.replace(".venv/bin", "") and "install" not in planned, planned
+    assert "mlflow ui --backend-store-uri" in planned
+
+    # A bare .venv lacks the pins: make says so, and what it would install.
+    (tmp_path / ".venv").unlink()
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", tmp_path / ".venv"], check=True)
+    planned = subprocess.run(
+        ["make", "-n", "ui"], cwd=tmp_path, env=env, capture_output=True, text=True, check=True
+    ).stdout
+    assert "make: .venv does not match requirements.txt (" in planned, planned
+    assert "mlflow not installed, 3.17.2 pinned" in planned
+    assert "-r requirements.txt" in planned

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import json
+import socket
 import urllib.error
 import urllib.request
+from pathlib import Path
 
 import mlflow
 import pandas as pd
 import pytest
 
-from conftest import REPO, assert_clean, free_port, run_command, wait_for_http
+from conftest import PYTHON, REPO, assert_clean, free_port, run_command, wait_for_http
 
 MODEL_URI = "models:/breast-cancer-classifier@champion"
 SAMPLE_REQUEST = REPO / "data" / "sample_request.json"
@@ -149,3 +151,28 @@ def test_a_flag_is_one_error_line_pointing_to_the_environment_variable(store):
         "error: serve_model.sh takes no flags (got --port); settings are environment variables, "
         "e.g. PORT=5011 ./serve_model.sh (see --help)"
     ]
+
+
+def test_a_busy_port_is_one_error_line_for_every_server(champion_store):
+    """make ui, make serve / serve_model.sh and tracking_server.sh, on a port already taken."""
+    store = champion_store
+    env = {**store.env, "VIRTUAL_ENV": str(Path(PYTHON).parent.parent)}
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        expected = f"port {port}"
+        commands = {
+            "tracking_server.sh": [str(REPO / "tracking_server.sh")],
+            "make ui": ["make", "-s", "-C", str(REPO), "ui", f"UI_PORT={port}"],
+            "make serve": ["make", "-s", "-C", str(REPO), "serve", f"SERVE_PORT={port}"],
+        }
+        for what, command in commands.items():
+            result = run_command(
+                command, env={**env, "PORT": str(port)}, cwd=store.root, check=False, timeout=60
+            )
+            assert result.returncode != 0, what
+            errors = [line for line in result.stderr.splitlines() if not line.startswith("make")]
+            assert len(errors) == 1 and errors[0].startswith("error: ") and expected in errors[0], (
+                what,
+                result.stderr,
+            )
+            assert "Traceback" not in result.stderr and "Errno" not in result.stderr
