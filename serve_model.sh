@@ -32,6 +32,11 @@ HOST="${HOST:-127.0.0.1}"
 MODEL_NAME="${MODEL_NAME:-breast-cancer-classifier}"
 ALIAS="${ALIAS:-champion}"
 WORKERS="${WORKERS:-1}"
+if [ -z "${MLFLOW_TRACKING_URI:-}" ] && [ ! -f "$repo/mlflow.db" ]; then
+    # MLflow would create an empty store just to find nothing in it; say what is missing instead.
+    echo "error: no store at $repo/mlflow.db; train and register first: python train_rfc.py && python register_model.py" >&2
+    exit 1
+fi
 export MLFLOW_TRACKING_URI="${MLFLOW_TRACKING_URI:-sqlite:///$repo/mlflow.db}"
 
 # Use the mlflow of the active environment, else the one `make` installed into .venv.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import socket
 import urllib.error
 import urllib.request
@@ -12,7 +13,7 @@ import mlflow
 import pandas as pd
 import pytest
 
-from conftest import PYTHON, REPO, assert_clean, free_port, run_command, wait_for_http
+from conftest import PYTHON, REPO, assert_clean, base_env, free_port, run_command, wait_for_http
 
 MODEL_URI = "models:/breast-cancer-classifier@champion"
 SAMPLE_REQUEST = REPO / "data" / "sample_request.json"
@@ -176,3 +177,23 @@ def test_a_busy_port_is_one_error_line_for_every_server(champion_store):
                 result.stderr,
             )
             assert "Traceback" not in result.stderr and "Errno" not in result.stderr
+
+
+def test_predict_and_serve_on_a_folder_without_a_store_say_so_and_create_nothing(tmp_path):
+    """Without MLFLOW_TRACKING_URI, the store is mlflow.db beside the scripts: absent, it stays so."""
+    folder = tmp_path / "no store yet"
+    folder.mkdir()
+    for name in ("predict.py", "guardrails.py", "serve_model.sh"):
+        shutil.copy2(REPO / name, folder / name)
+    (folder / "data").mkdir()
+    shutil.copy(SAMPLE_ROWS, folder / "data" / SAMPLE_ROWS.name)
+    env = base_env()
+    for command in ([PYTHON, "predict.py"], ["./serve_model.sh"]):
+        result = run_command(command, env=env, cwd=folder, check=False)
+        assert result.returncode == 1, result
+        (line,) = result.stderr.strip().splitlines()
+        assert line.startswith(f"error: no store at {folder / 'mlflow.db'}; train"), line
+        assert " INFO " not in result.stdout + result.stderr
+    assert sorted(p.name for p in folder.iterdir()) == sorted(
+        ["data", "predict.py", "guardrails.py", "serve_model.sh"]
+    )
