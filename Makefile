@@ -85,7 +85,8 @@ endif
 demo: serve-port-free train
 	python register_model.py
 	@echo
-	@echo "A weaker run tries to take the champion's place; the promotion gate should refuse it:"
+	@echo "A weaker run tries to take the champion's place. The promotion gate scores both on 114"
+	@echo "held-back rows no run trained on (not each run's own test split), and should refuse it:"
 	@echo "python register_model.py --run-name rf-shallow"
 	@if python register_model.py --run-name rf-shallow; then \
 		echo "error: the gate let rf-shallow through" >&2; exit 1; \

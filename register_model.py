@@ -477,7 +477,8 @@ def main(argv=None):
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(
         description="Register the best run's model and point an alias at it, or roll back.",
-        epilog="Example: python register_model.py --metric test_roc_auc",
+        epilog="Examples: python register_model.py --run-name mlp-strong-penalty; "
+        "python register_model.py --version 1 (roll back)",
     )
     parser.add_argument(
         "--experiment-name",
