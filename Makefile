@@ -29,6 +29,11 @@ endif
 export PATH := $(ENV_DIR)/bin:$(PATH)
 SHELL := /bin/bash
 
+# A recipe line that stops with one error line if port $(1) of 127.0.0.1 is taken, before a
+# server would start and end in uvicorn's traceback: $(2) guesses by whom, $(3) says what to run.
+port_free = @python -c "import socket; socket.create_server(('127.0.0.1', $(1))).close()" 2>/dev/null \
+	|| { echo "error: port $(1) is in use ($(2)); choose one with: $(3)" >&2; exit 1; }
+
 # What the environment lacks of a requirements file's pins, in a few words; empty if nothing.
 # requirements/check.py reads the installed versions: no pip, no network, a tenth of a second.
 lacks = $(shell "$(ENV_DIR)/bin/python" requirements/check.py $(1) 2>&1)
@@ -43,14 +48,15 @@ HOST_UV := $(shell command -v uv 2>/dev/null)
 # for compiling MLflow's modules again where Python may not cache them (PYTHONDONTWRITEBYTECODE).
 # Evaluated when a recipe runs: after CREATE_VENV, .venv's own uv exists.
 UV = $(or $(HOST_UV),$(shell test -x "$(ENV_DIR)/bin/uv" && echo "$(ENV_DIR)/bin/uv"))
+uv_install = "$(1)" pip install --quiet --compile-bytecode --python "$(ENV_DIR)/bin/python"
 # pip, where no uv is around (an environment you built yourself, say).
-install = $(if $(UV),"$(UV)" pip install --quiet --compile-bytecode --python "$(ENV_DIR)/bin/python",python -m pip install --quiet)
+install = $(if $(UV),$(call uv_install,$(UV)),python -m pip install --quiet)
 
 define CREATE_VENV
 @echo "make: creating .venv and installing requirements.txt with uv (first run)"
 $(PYTHON) -m venv .venv
 $(if $(HOST_UV),,.venv/bin/python -m pip install --quiet uv==$(UV_VERSION))
-"$(or $(HOST_UV),.venv/bin/uv)" pip install --quiet --compile-bytecode --python .venv/bin/python -r requirements.txt
+$(call uv_install,$(or $(HOST_UV),.venv/bin/uv)) -r requirements.txt
 endef
 
 define UPDATE_VENV
@@ -99,8 +105,7 @@ demo: serve-port-free train
 # Checked before the demo trains anything, so that a busy port costs seconds, not a retrain.
 .PHONY: serve-port-free
 serve-port-free: env
-	@python -c "import socket; socket.create_server(('127.0.0.1', $(SERVE_PORT))).close()" 2>/dev/null \
-		|| { echo "error: port $(SERVE_PORT) is in use (another server?); choose one with: make demo SERVE_PORT=5011" >&2; exit 1; }
+	$(call port_free,$(SERVE_PORT),another server?,make demo SERVE_PORT=5011)
 
 ## serve-once: start serve_model.sh, send the sample rows with predict.py --url, stop the server
 serve-once: env
@@ -156,8 +161,7 @@ lint: env
 
 ## ui: MLflow's UI on this machine only (127.0.0.1), reading the tutorial's store
 ui: env
-	@python -c "import socket; socket.create_server(('127.0.0.1', $(UI_PORT))).close()" 2>/dev/null \
-		|| { echo "error: port $(UI_PORT) is in use (another mlflow ui?); choose one with: make ui UI_PORT=5010" >&2; exit 1; }
+	$(call port_free,$(UI_PORT),another mlflow ui?,make ui UI_PORT=5010)
 	mlflow ui --backend-store-uri "sqlite:///$(CURDIR)/mlflow.db" --host 127.0.0.1 --port $(UI_PORT) --workers 1
 
 ## serve: serve the champion on http://127.0.0.1:$(SERVE_PORT) until Ctrl-C

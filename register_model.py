@@ -139,11 +139,7 @@ def print_leaderboard(runs, metric, experiment_names):
 
 def register_run(client, run, model_name, metric):
     """Register the model that `run` logged as a new version, saying where it came from."""
-    (logged_model,) = mlflow.search_logged_models(
-        experiment_ids=[run.info.experiment_id],
-        filter_string=f"source_run_id = '{run.info.run_id}'",
-        output_format="list",
-    )
+    logged_model = model_of_run(run)
     experiment = mlflow.get_experiment(run.info.experiment_id).name
     value = run.data.metrics.get(metric)
     version = mlflow.register_model(
@@ -183,13 +179,18 @@ def version_of_run(client, model_name, run_id):
     return min(versions, key=lambda v: int(v.version)) if versions else None
 
 
-def current_alias_version(client, model_name, alias, full=False):
-    """The version number the alias points at (the ModelVersion with full=True), or None."""
+def alias_target(client, model_name, alias):
+    """The ModelVersion the alias points at, or None."""
     try:
-        version = client.get_model_version_by_alias(model_name, alias)
+        return client.get_model_version_by_alias(model_name, alias)
     except MlflowException:
         return None  # no such model yet, or the alias was never set
-    return version if full else version.version
+
+
+def current_alias_version(client, model_name, alias):
+    """The version number the alias points at, or None."""
+    version = alias_target(client, model_name, alias)
+    return version.version if version else None
 
 
 def move_alias(client, model_name, alias, version):
@@ -302,7 +303,7 @@ def set_up_promotion_experiment():
 
 def promote_through_gate(client, run, args):
     """Evaluate the challenger `run` and the champion; move the alias only if the gate agrees."""
-    champion = current_alias_version(client, args.model_name, args.alias, full=True)
+    champion = alias_target(client, args.model_name, args.alias)
     if champion is not None and champion.run_id == run.info.run_id:
         print(
             f"Run {run.info.run_name!r} is already version {champion.version}, the "
@@ -319,9 +320,8 @@ def promote_through_gate(client, run, args):
 
     set_up_promotion_experiment()
     against = f"version {champion.version}" if champion else "no champion"
-    with mlflow.start_run(
-        run_name=f"{run.info.run_name} vs {against}"
-    ) as decision:  # renamed below
+    # Named again below, once the verdict is known.
+    with mlflow.start_run(run_name=f"{run.info.run_name} vs {against}") as decision:
         mlflow.log_params(
             {
                 "challenger_run_id": run.info.run_id,
@@ -355,7 +355,7 @@ def promote_through_gate(client, run, args):
                 failed = [name for name in thresholds if f"Metric {name} " in str(exc)]
                 failures = [
                     f"{name}: challenger {candidate.metrics[name]:.4f}, champion "
-                    f"{baseline.metrics[name]:.4f} ({requirement(name, args.min_f1_gain)})"
+                    f"{baseline.metrics[name]:.4f} ({requirement(thresholds[name])})"
                     for name in failed
                 ]
             for name in thresholds:
@@ -407,9 +407,10 @@ def promote_through_gate(client, run, args):
         print(f"Gate: promoted, {reason} ({where}).")
 
 
-def requirement(name, min_f1_gain):
-    if name == "f1_score" and min_f1_gain > 0:
-        return f"needs at least the champion's + {min_f1_gain}"
+def requirement(threshold):
+    """What a MetricThreshold of gate_thresholds asks of the challenger, in words."""
+    if threshold.min_absolute_change:
+        return f"needs at least the champion's + {threshold.min_absolute_change}"
     return "needs at least the champion's"
 
 

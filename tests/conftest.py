@@ -3,7 +3,7 @@
 Every test gets its own SQLite store in its own temporary folder. Creating an MLflow database
 runs all of MLflow's schema migrations (seconds), so one empty database is made per session and
 copied for each test: still a real, current MLflow store. The same goes for the stores the
-scripts train: each is made once per session, shared by both `pytest -n 2` workers (`shared`),
+scripts train: each is made once per session, shared by both `pytest -n 2` workers (`shared_folder`),
 and every test works on its own copy.
 
 Processes a test starts live in their own process group (`start_new_session=True`) and the
