@@ -225,6 +225,11 @@ def gate_thresholds(min_f1_gain):
 
 def read_eval_data(path, target, pos_label):
     """The evaluation rows, with the labels as the models predict them: strings."""
+    if not Path(path).is_file():  # this file copied alone, without data/: say what to pass
+        raise SystemExit(
+            f"error: no evaluation data at {path}; pass rows no model trained on with "
+            "--eval-data PATH; the alias was left unchanged"
+        )
     if guardrails:
         frame = guardrails.read_csv(path)
     else:

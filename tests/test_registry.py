@@ -161,6 +161,7 @@ def test_evaluation_data_that_does_not_fit_is_one_line_and_changes_nothing(train
     cases = {
         missing: "lacks columns the challenger needs: mean_radius, worst_area",
         no_label: "has no column 'diagnosis'",
+        tmp_path / "absent.csv": "no evaluation data at",
     }
     for path, expected in cases.items():
         result = store.call("register_model.py", "--eval-data", str(path))
