@@ -2,13 +2,16 @@
 
 The lesson scripts (`train_rfc.py`, `train_ann.py`, `register_model.py`, `predict.py`) run
 without this file: copy one into your own project and it works there, with Python's own error
-messages. In this repository they import it for three things a tutorial owes its readers:
+messages. In this repository they import it for four things a tutorial owes its readers:
 
 - `strict(parser)`: a flag out of range (`--n-estimators 0`) is refused before anything is
   logged, in one line instead of argparse's usage block or scikit-learn's traceback;
 - `check_training_csv(path, target, test_size)`: a stranger's CSV is checked before any run
   starts, and each problem is named in one line (no such column, text features, one class,
   too few rows for the split, a target that looks continuous...);
+- `check_tracking_server()`: against a tracking server (`MLFLOW_TRACKING_URI=http://...`), one
+  quick request before any work, so that a server that is down is one line in seconds, not
+  minutes of MLflow's silent retries; and retries bounded for the rest of the run;
 - `exit_on_error(main)`: whatever still goes wrong (an MLflow error, Ctrl-C) ends as one line
   on stderr and a non-zero exit, never a traceback. A run in progress has already been ended
   as FAILED by its `with mlflow.start_run()` block, so none is left RUNNING.
@@ -19,6 +22,7 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -27,9 +31,31 @@ import pandas as pd
 
 
 def first_line(message) -> str:
-    """The first line of an error's text: what a one-line error can quote of it."""
+    """The first line of an error's text: what a one-line error can quote of it.
+
+    A failed request to a tracking server is shortened to what was asked and why it failed:
+    MLflow's own text quotes the whole retried URL, query string and all.
+    """
     lines = str(message).strip().splitlines()
-    return lines[0] if lines else type(message).__name__
+    line = lines[0] if lines else type(message).__name__
+    failed = re.match(r"API request to (\S+) failed with exception (.*)", line)
+    if failed:
+        return f"request to {failed[1].split('?')[0]} failed: {http_failure(failed[2])}"
+    return line
+
+
+def http_failure(text) -> str:
+    """'connection refused', 'HTTP 500 responses', 'timed out'... out of requests' long text."""
+    text = str(text)
+    if status := re.search(r"too many (\d+) error responses", text):
+        return f"HTTP {status[1]} responses"
+    if errno := re.search(r"\[Errno -?\d+\] ([^'\")]+)", text):
+        return errno[1].strip().lower()  # connection refused, name or service not known, ...
+    if re.search(r"(?i)timed out|timeout", text):
+        return "timed out"
+    if re.search(r"Connection aborted|RemoteDisconnected", text):
+        return "the connection was dropped"
+    return text[:120]
 
 
 # --- Flags --------------------------------------------------------------------------------
@@ -149,6 +175,54 @@ def check_training_csv(path: str | Path, target: str, test_size: float) -> None:
             f"error: {path} has {rows} rows; --test-size {test_size} holds out {held_out} "
             f"and trains on {rows - held_out}, but each side needs at least {len(counts)} "
             f"(one per class): use more rows or change --test-size"
+        )
+
+
+# --- A tracking server ---------------------------------------------------------------------
+
+# MLflow retries a failed request 7 times with exponential back-off (about 4 minutes per call,
+# and a run makes several), and waits 120 s for an answer: against a server that went away, a
+# script seems to hang. These bounds give up after about 10 s per call and still ride out a
+# blip of a few seconds. They apply only where you have not set your own (docs/team-server.md).
+BOUNDED_RETRIES = {
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "3",  # 4 attempts in all
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",  # waits of 0, 2 and 4 s between them
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "20",  # seconds to connect, and to wait for each answer
+}
+
+
+def check_tracking_server(timeout: float = 5) -> None:
+    """Against an http(s) tracking URI: bound MLflow's retries, then ask the server once.
+
+    Exits with one line, before any run starts, when nothing answers at the URI or the server
+    answers with an error of its own (its database down, say). A 401 or 403 is an answer: the
+    server is up, and MLflow's next request reports the credentials problem itself.
+    """
+    import mlflow
+    import requests
+
+    uri = mlflow.get_tracking_uri()
+    if not uri.startswith(("http://", "https://")):
+        return
+    for name, value in BOUNDED_RETRIES.items():
+        os.environ.setdefault(name, value)
+    try:
+        answer = requests.get(
+            f"{uri.rstrip('/')}/api/2.0/mlflow/experiments/search",
+            params={"max_results": 1},
+            timeout=timeout,
+            verify=os.environ.get("MLFLOW_TRACKING_SERVER_CERT_PATH")
+            or os.environ.get("MLFLOW_TRACKING_INSECURE_TLS", "").lower() != "true",
+        )
+    except requests.RequestException as exc:
+        raise SystemExit(
+            f"error: no tracking server answers at {uri} ({http_failure(exc)}): is it running, "
+            "and is MLFLOW_TRACKING_URI right?"
+        ) from None
+    if answer.status_code >= 500:
+        raise SystemExit(
+            f"error: the tracking server at {uri} answers HTTP {answer.status_code}: see its "
+            "log (is its database up?)"
         )
 
 

@@ -97,6 +97,8 @@ def main(argv=None):
             if not store.exists():  # MLflow would create an empty one; say what is missing
                 raise SystemExit(f"error: no store at {store}; train and register first")
             mlflow.set_tracking_uri(f"sqlite:///{store}")
+        elif guardrails:  # a tracking server: a dead one fails in seconds, not minutes
+            guardrails.check_tracking_server()
         predictions = predict_locally(f"models:/{args.model_name}@{args.alias}", rows)
     result = pd.DataFrame({"prediction": predictions})
     result.to_csv(args.output or sys.stdout, index=False)

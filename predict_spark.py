@@ -131,6 +131,8 @@ def main(argv=None):
         if not store.exists():
             raise SystemExit(f"error: no store at {store}; train and register first")
         mlflow.set_tracking_uri(f"sqlite:///{store}")
+    else:  # a tracking server: a dead one fails in seconds, not minutes
+        guardrails.check_tracking_server()
     model_uri = f"models:/{args.model_name}@{args.alias}"
     features = feature_columns(model_uri)
 

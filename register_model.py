@@ -100,7 +100,7 @@ def find_best_runs(experiment_names, metric, mode, top=5):
 
 
 def why_nothing_ranks(experiment_names, metric) -> str:
-    """Say which of the three reasons it is: no experiment, no finished run, or no such metric."""
+    """Say why: no experiment, no finished run, no such metric, or no model logged with it."""
     store = mlflow.get_tracking_uri()
     experiments = [mlflow.get_experiment_by_name(name) for name in experiment_names]
     ids = [e.experiment_id for e in experiments if e is not None]
@@ -117,8 +117,13 @@ def why_nothing_ranks(experiment_names, metric) -> str:
     )
     if not finished:
         return f"no finished run with metric {metric!r} in {', '.join(experiment_names)} ({store}); train one first: python train_rfc.py"
-    logged = ", ".join(sorted(finished[0].data.metrics))
-    return f"no finished run logged the metric {metric!r} (runs log: {logged})"
+    logged = sorted(finished[0].data.metrics)
+    if metric in logged:  # e.g. runs copied from another store without their models
+        return (
+            f"runs in {', '.join(experiment_names)} log {metric!r}, but none logged a model "
+            "with it; train one with a model: python train_rfc.py"
+        )
+    return f"no finished run logged the metric {metric!r} (runs log: {', '.join(logged)})"
 
 
 def print_leaderboard(runs, metric, experiment_names):
@@ -429,6 +434,8 @@ def main(argv=None):
         if not store.exists():  # MLflow would create an empty one; say what is missing instead
             raise SystemExit(f"error: no store at {store}; train first: python train_rfc.py")
         mlflow.set_tracking_uri(f"sqlite:///{store}")
+    elif guardrails:  # a tracking server: one quick request, so that a dead one fails in seconds
+        guardrails.check_tracking_server()
     client = MlflowClient()
 
     if args.version:

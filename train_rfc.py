@@ -15,11 +15,12 @@ Then run `make ui`, open http://127.0.0.1:5000, pick the experiment
 "breast-cancer-random-forest" and tick a few runs to compare test_f1 against n_estimators.
 
 Copy it: this file alone runs in any folder of yours (`python train_rfc.py --data yours.csv
---target label`). Here it also imports guardrails.py, which only makes bad input fail in one
-clear line.
+--target label`). Here it also imports guardrails.py and offline.py: bad input fails in one clear line, and a
+tracking server that goes away mid-run costs no trained model (docs/team-server.md).
 """
 
 import argparse
+import contextlib
 import os
 from pathlib import Path
 
@@ -42,10 +43,11 @@ from sklearn.metrics import (
 )
 from sklearn.model_selection import train_test_split
 
-try:  # one-line errors for a bad CSV or flag; this file runs without it
-    import guardrails
+try:  # one-line errors, and a fallback for a tracking server that goes away; this file runs
+    import guardrails  # without them
+    import offline
 except ModuleNotFoundError:
-    guardrails = None
+    guardrails = offline = None
 
 HERE = Path(__file__).resolve().parent
 EXPERIMENT = "breast-cancer-random-forest"
@@ -132,19 +134,21 @@ def main(argv=None):
         if mlflow.get_experiment_by_name(args.experiment_name) is None:
             artifacts = (HERE / "mlruns" / args.experiment_name).as_uri()
             mlflow.create_experiment(args.experiment_name, artifact_location=artifacts)
+    elif guardrails:  # a tracking server: one quick request, so that a dead one fails in seconds
+        guardrails.check_tracking_server()
     mlflow.set_experiment(args.experiment_name)
 
     with mlflow.start_run(run_name=run_name) as run:
-        mlflow.set_tags({"model_family": "random_forest", "script": "train_rfc.py"})
+        tags = {"model_family": "random_forest", "script": "train_rfc.py"}
+        mlflow.set_tags(tags)
+        params = {
+            **model.get_params(),
+            "data": args.data.name,
+            "target": args.target,
+            "test_size": args.test_size,
+        }
         # Batch the params: against a tracking server every call is one HTTP request.
-        mlflow.log_params(
-            {
-                **model.get_params(),
-                "data": args.data.name,
-                "target": args.target,
-                "test_size": args.test_size,
-            }
-        )
+        mlflow.log_params(params)
         # Record which rows trained the model; the UI shows it under "Datasets used".
         training_data = mlflow.data.from_pandas(
             X_train.assign(**{args.target: y_train}),
@@ -157,14 +161,8 @@ def main(argv=None):
         model.fit(X_train, y_train)
         y_pred = model.predict(X_test)
         metrics = test_scores(y_test, y_pred, model.predict_proba(X_test), model.classes_)
-        # log_figure writes the PNG straight into the run: no file left in your folder.
-        mlflow.log_figure(
-            confusion_matrix_figure(y_test, y_pred, model.classes_, title=run_name),
-            "confusion_matrix.png",
-        )
-        model_info = mlflow.sklearn.log_model(
-            model,
-            name="model",
+        figure = confusion_matrix_figure(y_test, y_pred, model.classes_, title=run_name)
+        model_options = dict(
             # The signature lets the server and `predict.py` reject malformed input.
             signature=infer_signature(X_train, y_pred),
             input_example=X_train.head(3),
@@ -176,9 +174,29 @@ def main(argv=None):
             ],
             skops_trusted_types=SKOPS_TRUSTED_TYPES,
         )
-        # The scores go to the run and, through model_id, to the model it logged: the model's
-        # page then shows them, and search_logged_models() can rank models by them.
-        mlflow.log_metrics(metrics, model_id=model_info.model_id)
+
+        # Only logging from here on. Should a tracking server go away now, offline.py keeps the
+        # fitted model, its scores and its figure in a local folder, and says how to log them
+        # once the server is back (docs/team-server.md).
+        keep = contextlib.nullcontext()
+        if offline:
+            figures = {"confusion_matrix.png": figure}
+            keep = offline.keep_if_logging_fails(
+                run,
+                model,
+                params=params,
+                tags=tags,
+                metrics=metrics,
+                figures=figures,
+                **model_options,
+            )
+        with keep:
+            # log_figure writes the PNG straight into the run: no file left in your folder.
+            mlflow.log_figure(figure, "confusion_matrix.png")
+            model_info = mlflow.sklearn.log_model(model, name="model", **model_options)
+            # The scores go to the run and, through model_id, to the model it logged: the
+            # model's page then shows them, and search_logged_models() can rank models by them.
+            mlflow.log_metrics(metrics, model_id=model_info.model_id)
 
     print(f"Run {run_name!r} logged to experiment {args.experiment_name!r}")
     print(f"  run id: {run.info.run_id}")

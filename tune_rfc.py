@@ -22,6 +22,7 @@ parent's id.
 """
 
 import argparse
+import contextlib
 import os
 from pathlib import Path
 
@@ -49,10 +50,11 @@ from sklearn.model_selection import (
     train_test_split,
 )
 
-try:  # one-line errors for a bad CSV or flag; this file runs without it
-    import guardrails
+try:  # one-line errors, and a fallback for a tracking server that goes away; this file runs
+    import guardrails  # without them
+    import offline
 except ModuleNotFoundError:
-    guardrails = None
+    guardrails = offline = None
 
 HERE = Path(__file__).resolve().parent
 EXPERIMENT = "breast-cancer-random-forest"
@@ -132,11 +134,14 @@ def main(argv=None):
         if mlflow.get_experiment_by_name(args.experiment_name) is None:
             artifacts = (HERE / "mlruns" / args.experiment_name).as_uri()
             mlflow.create_experiment(args.experiment_name, artifact_location=artifacts)
+    elif guardrails:  # a tracking server: one quick request, so that a dead one fails in seconds
+        guardrails.check_tracking_server()
     mlflow.set_experiment(args.experiment_name)
 
     run_name = args.run_name or f"rf-search-{args.trials}trials"
     with mlflow.start_run(run_name=run_name) as parent:
-        mlflow.set_tags({"model_family": "random_forest", "script": "tune_rfc.py"})
+        tags = {"model_family": "random_forest", "script": "tune_rfc.py"}
+        mlflow.set_tags(tags)
         best = None
         for number, params in enumerate(trials, start=1):
             with mlflow.start_run(run_name=f"trial-{number:02d}", nested=True) as child:
@@ -152,29 +157,24 @@ def main(argv=None):
                 best = (scores.mean(), params, child.info)
 
         best_cv_f1, best_params, best_child = best
-        mlflow.set_tags({"best_child_run_id": best_child.run_id, "best_child": best_child.run_name})
+        tags.update(best_child_run_id=best_child.run_id, best_child=best_child.run_name)
+        mlflow.set_tags(tags)
         model = RandomForestClassifier(**best_params, random_state=args.seed)
-        mlflow.log_params(
-            {
-                **model.get_params(),
-                "trials": args.trials,
-                "cv_folds": args.folds,
-                "data": args.data.name,
-                "target": args.target,
-                "test_size": args.test_size,
-            }
-        )
+        params = {
+            **model.get_params(),
+            "trials": args.trials,
+            "cv_folds": args.folds,
+            "data": args.data.name,
+            "target": args.target,
+            "test_size": args.test_size,
+        }
+        mlflow.log_params(params)
         # The one and only look at the test rows: the winner, refitted on all training rows.
         model.fit(X_train, y_train)
         y_pred = model.predict(X_test)
         metrics = test_scores(y_test, y_pred, model.predict_proba(X_test), model.classes_)
-        mlflow.log_figure(
-            confusion_matrix_figure(y_test, y_pred, model.classes_, title=run_name),
-            "confusion_matrix.png",
-        )
-        model_info = mlflow.sklearn.log_model(
-            model,
-            name="model",
+        figure = confusion_matrix_figure(y_test, y_pred, model.classes_, title=run_name)
+        model_options = dict(
             signature=infer_signature(X_train, y_pred),
             input_example=X_train.head(3),
             pip_requirements=[
@@ -184,7 +184,26 @@ def main(argv=None):
             ],
             skops_trusted_types=SKOPS_TRUSTED_TYPES,
         )
-        mlflow.log_metrics({**metrics, "cv_f1": best_cv_f1}, model_id=model_info.model_id)
+        # The run's scores: the test ones, and the cross-validated one that picked the winner.
+        run_metrics = {**metrics, "cv_f1": best_cv_f1}
+
+        # Should a tracking server go away now, keep the winner (see train_rfc.py).
+        keep = contextlib.nullcontext()
+        if offline:
+            figures = {"confusion_matrix.png": figure}
+            keep = offline.keep_if_logging_fails(
+                run=parent,
+                model=model,
+                params=params,
+                tags=tags,
+                metrics=run_metrics,
+                figures=figures,
+                **model_options,
+            )
+        with keep:
+            mlflow.log_figure(figure, "confusion_matrix.png")
+            model_info = mlflow.sklearn.log_model(model, name="model", **model_options)
+            mlflow.log_metrics(run_metrics, model_id=model_info.model_id)
 
     print(f"Search {run_name!r} logged to experiment {args.experiment_name!r}")
     print(f"  parent run id: {parent.info.run_id}  ({args.trials} child runs)")

@@ -268,7 +268,7 @@ def start_process():
     started: list[subprocess.Popen] = []
 
     def start(command, *, env, cwd, log: Path | None = None) -> subprocess.Popen:
-        out = open(log, "w") if log else subprocess.DEVNULL
+        out = open(log, "a") if log else subprocess.DEVNULL
         process = subprocess.Popen(
             command,
             env=env,

@@ -22,6 +22,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+import mlflow
 import pandas as pd
 import pytest
 
@@ -65,13 +66,64 @@ def _as_postgres_user() -> list[str]:
     ]
 
 
-@pytest.fixture
-def postgres_uri():
-    """A throwaway PostgreSQL 15 cluster on a free loopback port, with an empty `mlflow` db.
+@dataclass
+class Postgres:
+    """A throwaway PostgreSQL 15 cluster on a free loopback port, that a test can stop and start."""
 
-    The cluster lives in its own temporary folder (owned by the unprivileged user that runs it;
-    pytest's tmp_path is private to root) and is stopped, whole process group, and deleted
-    afterwards, also when the test fails.
+    base: Path
+    port: int
+    user: list[str]
+    env: dict[str, str]
+    process: subprocess.Popen | None = None
+
+    @property
+    def uri(self) -> str:
+        return f"postgresql+psycopg://mlflow@127.0.0.1:{self.port}/mlflow"
+
+    def start(self) -> None:
+        # Durability off: a test database is thrown away, and fsyncs cost seconds.
+        self.process = subprocess.Popen(
+            [*self.user, PG_BIN / "postgres", "-D", self.base / "data", "-p", str(self.port)]
+            + ["-k", self.base / "sockets", "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off"]
+            + ["-c", "synchronous_commit=off", "-c", "full_page_writes=off"],
+            env=self.env,
+            cwd=self.base,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=open(self.base / "postgres.log", "a"),
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + 60
+        while run_command(
+            [PG_BIN / "pg_isready", "-q", "-h", "127.0.0.1", "-p", str(self.port)],
+            env=self.env,
+            cwd=self.base,
+            check=False,
+        ).returncode:
+            assert self.process.poll() is None, (self.base / "postgres.log").read_text()
+            assert time.monotonic() < deadline, "PostgreSQL did not start within 60 s"
+            time.sleep(0.2)
+
+    def stop(self) -> None:
+        """PostgreSQL's "fast shutdown" (SIGINT): clients cut off, shared memory released."""
+        if self.process is None:
+            return
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGINT)
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                pass
+        stop_process_group(self.process)
+        self.process = None
+
+
+@pytest.fixture
+def postgres():
+    """A throwaway cluster with an empty `mlflow` database, deleted afterwards.
+
+    It lives in its own temporary folder (owned by the unprivileged user that runs it; pytest's
+    tmp_path is private to root) and is stopped, whole process group, also when the test fails.
     """
     if not (PG_BIN / "initdb").is_file():
         pytest.skip(f"PostgreSQL 15 binaries not found in {PG_BIN} (apt-get install postgresql-15)")
@@ -80,57 +132,26 @@ def postgres_uri():
     if user:
         nobody = pwd.getpwnam("nobody")
         os.chown(base, nobody.pw_uid, nobody.pw_gid)
-    data, sockets = base / "data", base / "sockets"
-    env = {**base_env(), "LC_ALL": "C"}
-    postgres = None
+    cluster = Postgres(base=base, port=free_port(), user=user, env={**base_env(), "LC_ALL": "C"})
     try:
         run_command(
-            [*user, PG_BIN / "initdb", "-D", data, "-U", "mlflow", "--auth=trust", "-E", "UTF8"]
-            + ["--locale=C", "--no-sync", "--no-instructions"],
-            env=env,
+            [*user, PG_BIN / "initdb", "-D", base / "data", "-U", "mlflow", "--auth=trust"]
+            + ["-E", "UTF8", "--locale=C", "--no-sync", "--no-instructions"],
+            env=cluster.env,
             cwd=base,
             timeout=120,
         )
-        run_command([*user, "mkdir", sockets], env=env, cwd=base)
-        port = free_port()
-        # Durability off: a test database is thrown away, and fsyncs cost seconds.
-        postgres = subprocess.Popen(
-            [*user, PG_BIN / "postgres", "-D", data, "-p", str(port), "-k", sockets]
-            + ["-c", "listen_addresses=127.0.0.1", "-c", "fsync=off"]
-            + ["-c", "synchronous_commit=off", "-c", "full_page_writes=off"],
-            env=env,
-            cwd=base,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=open(base / "postgres.log", "w"),
-            start_new_session=True,
-        )
-        deadline = time.monotonic() + 60
-        while run_command(
-            [PG_BIN / "pg_isready", "-q", "-h", "127.0.0.1", "-p", str(port)],
-            env=env,
-            cwd=base,
-            check=False,
-        ).returncode:
-            assert postgres.poll() is None, (base / "postgres.log").read_text()
-            assert time.monotonic() < deadline, "PostgreSQL did not start within 60 s"
-            time.sleep(0.2)
+        run_command([*user, "mkdir", base / "sockets"], env=cluster.env, cwd=base)
+        cluster.start()
         run_command(
-            [PG_BIN / "createdb", "-h", "127.0.0.1", "-p", str(port), "-U", "mlflow", "mlflow"],
-            env=env,
+            [PG_BIN / "createdb", "-h", "127.0.0.1", "-p", str(cluster.port), "-U", "mlflow"]
+            + ["mlflow"],
+            env=cluster.env,
             cwd=base,
         )
-        yield f"postgresql+psycopg://mlflow@127.0.0.1:{port}/mlflow"
+        yield cluster
     finally:
-        if postgres is not None:
-            # SIGINT is PostgreSQL's "fast shutdown": clients cut off, shared memory released.
-            if postgres.poll() is None:
-                os.killpg(postgres.pid, signal.SIGINT)
-                try:
-                    postgres.wait(timeout=20)
-                except subprocess.TimeoutExpired:
-                    pass
-            stop_process_group(postgres)
+        cluster.stop()
         shutil.rmtree(base, ignore_errors=True)
 
 
@@ -139,9 +160,30 @@ def postgres_uri():
 
 @dataclass
 class TeamServer:
+    """`tracking_server.sh` on PostgreSQL, on a free loopback port; a test may kill and restart it."""
+
     url: str
     artifacts: Path
     log: Path
+    env: dict[str, str]
+    cwd: Path
+    start_process: object
+    process: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        # A restart appends to the same log.
+        self.process = self.start_process(
+            [REPO / "tracking_server.sh"], env=self.env, cwd=self.cwd, log=self.log
+        )
+        try:
+            wait_for_http(f"{self.url}/health", self.process, timeout=120)
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}\n{self.log.read_text()}") from None
+
+    def kill(self) -> None:
+        """What a crash or a pulled plug does: SIGKILL to the whole group, no clean shutdown."""
+        os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait(timeout=10)
 
     def requests(self) -> list[str]:
         """Method and path of every request so far, from the server's access log.
@@ -176,25 +218,27 @@ class TeamServer:
 
 
 @pytest.fixture
-def team_server(postgres_uri, tmp_path, start_process) -> TeamServer:
+def team_server(postgres, tmp_path, start_process) -> TeamServer:
     port = free_port()
-    artifacts = tmp_path / "server" / "artifacts"
-    log = tmp_path / "server.log"
     env = base_env()
+    artifacts = tmp_path / "server" / "artifacts"
     env.update(
         PORT=str(port),
-        BACKEND_STORE_URI=postgres_uri,
+        BACKEND_STORE_URI=postgres.uri,
         ARTIFACTS_DESTINATION=str(artifacts),
         # One worker starts fastest, and keeps the access log in request order.
         WORKERS="1",
     )
-    process = start_process([REPO / "tracking_server.sh"], env=env, cwd=tmp_path, log=log)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_for_http(f"{url}/health", process, timeout=120)
-    except AssertionError as exc:
-        raise AssertionError(f"{exc}\n{log.read_text()}") from None
-    return TeamServer(url=url, artifacts=artifacts, log=log)
+    server = TeamServer(
+        url=f"http://127.0.0.1:{port}",
+        artifacts=artifacts,
+        log=tmp_path / "server.log",
+        env=env,
+        cwd=tmp_path,
+        start_process=start_process,
+    )
+    server.start()
+    return server
 
 
 # --- The tests ------------------------------------------------------------------------------
@@ -282,3 +326,187 @@ def test_the_scripts_work_unchanged_against_a_team_server(team_server, tmp_path)
     log = server.log.read_text()
     for word in ("Warning", "warning:", "deprecated", "Traceback", "ERROR"):
         assert word not in log, f"{word!r} in the server log:\n{log}"
+
+
+# --- When the server goes away ----------------------------------------------------------------
+
+# A forest that trains for a second or two: long enough to pull the plug while it fits.
+SLOW_RFC = ["--n-estimators", "600"]
+ERROR_LINES = re.compile(r"^error: .*$", re.MULTILINE)
+SYNC_COMMAND = re.compile(r"log them once the server is back: (python \S+ sync \S+)$")
+
+
+def laptop_copy(tmp_path: Path) -> Path:
+    """A team member's folder: the scripts they copied, and the data. Kept runs land here."""
+    laptop = tmp_path / "laptop"
+    (laptop / "data").mkdir(parents=True)
+    for name in ["train_rfc.py", "register_model.py", "predict.py", "guardrails.py", "offline.py"]:
+        shutil.copy(REPO / name, laptop)
+    for name in ["breast_cancer_train.csv", "breast_cancer_eval.csv"]:
+        shutil.copy(REPO / "data" / name, laptop / "data")
+    return laptop
+
+
+def one_error_line(result: subprocess.CompletedProcess) -> str:
+    """The single `error:` line a failed script printed, with no traceback around it."""
+    assert result.returncode == 1, result
+    assert "Traceback" not in result.stderr, result.stderr
+    (line,) = ERROR_LINES.findall(result.stderr)
+    return line
+
+
+def start_script(args: list[str], laptop: Path, env) -> subprocess.Popen:
+    """A script in the background, in its own process group, its output captured."""
+    return subprocess.Popen(
+        [PYTHON, *args],
+        cwd=laptop,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+
+
+def train_through_fault(server: TeamServer, laptop: Path, env, fault) -> tuple[object, float]:
+    """Start a slow train_rfc.py; once it has logged its training data, the last request before
+    fit(), apply `fault`. Return the script's result and its seconds from the fault to its exit."""
+    offset = len(server.log.read_text())
+    process = start_script(["train_rfc.py", *SLOW_RFC], laptop, env)
+    try:
+        deadline = time.monotonic() + 60
+        while "/runs/log-inputs" not in server.log.read_text()[offset:]:
+            assert process.poll() is None, process.communicate()
+            assert time.monotonic() < deadline, "the run never logged its training data"
+            time.sleep(0.05)
+        fault()
+        faulted = time.monotonic()
+        out, err = process.communicate(timeout=120)
+        elapsed = time.monotonic() - faulted
+    finally:
+        stop_process_group(process)
+    return subprocess.CompletedProcess(process.args, process.returncode, out, err), elapsed
+
+
+def sync_as_told(error_line: str, laptop: Path, env) -> subprocess.CompletedProcess:
+    """Type the command the error line gave, in the folder the script ran in."""
+    (command,) = SYNC_COMMAND.search(error_line).groups()
+    result = run_command(["bash", "-c", command], env=env, cwd=laptop)
+    assert_clean(result)
+    return result
+
+
+def assert_replaced(client, orphan, synced_run_id: str) -> None:
+    """The synced run holds what the cut-off run computed; the cut-off run ended FAILED."""
+    orphan = client.get_run(orphan.info.run_id)
+    assert orphan.info.status == "FAILED"
+    assert orphan.data.tags["replaced_by_run_id"] == synced_run_id
+    synced = client.get_run(synced_run_id)
+    assert synced.info.status == "FINISHED"
+    assert synced.info.run_name == orphan.info.run_name
+    assert synced.data.tags["replaces_run_id"] == orphan.info.run_id
+    assert synced.data.tags["model_family"] == "random_forest"
+    # The params were logged before the fault; the kept copy brought back the same ones.
+    assert synced.data.params == orphan.data.params
+    assert synced.data.params["n_estimators"] == SLOW_RFC[1]
+    assert set(synced.data.metrics) == {
+        "test_accuracy",
+        "test_precision",
+        "test_recall",
+        "test_f1",
+        "test_roc_auc",
+    }
+    assert [a.path for a in client.list_artifacts(synced_run_id)] == ["confusion_matrix.png"]
+    (model,) = client.search_logged_models(
+        experiment_ids=[synced.info.experiment_id],
+        filter_string=f"source_run_id = '{synced_run_id}'",
+    )
+    assert {m.key: m.value for m in model.metrics} == synced.data.metrics
+
+
+def test_no_server_is_one_line_in_seconds(tmp_path):
+    """Nothing listens at the URI: each script says so in one line, well within 10 s."""
+    laptop = laptop_copy(tmp_path)
+    uri = f"http://127.0.0.1:{free_port()}"
+    env = {**base_env(), "MLFLOW_TRACKING_URI": uri}
+    commands = [["train_rfc.py"], ["register_model.py"], ["predict.py", "--data", str(DATA)]]
+    started = time.monotonic()
+    processes = [start_script(command, laptop, env) for command in commands]
+    results = []
+    try:
+        for process in processes:
+            out, err = process.communicate(timeout=30)
+            results.append(subprocess.CompletedProcess(process.args, process.returncode, out, err))
+    finally:
+        for process in processes:
+            stop_process_group(process)
+    assert time.monotonic() - started < 10
+    for result in results:
+        assert one_error_line(result) == (
+            f"error: no tracking server answers at {uri} (connection refused): is it running, "
+            "and is MLFLOW_TRACKING_URI right?"
+        )
+    # Nothing was written: no local store instead, nothing kept.
+    assert not {"mlflow.db", "mlruns", "offline-runs"} & {p.name for p in laptop.iterdir()}
+
+
+def test_a_server_or_database_that_goes_away_loses_no_model(team_server, postgres, tmp_path):
+    server = team_server
+    laptop = laptop_copy(tmp_path)
+    env = {**base_env(), "MLFLOW_TRACKING_URI": server.url}
+    client = mlflow.MlflowClient(tracking_uri=server.url)
+
+    # 1. The server is killed while the forest trains.
+    result, seconds = train_through_fault(server, laptop, env, server.kill)
+    print(f"\nserver killed: the script exited {seconds:.1f} s later")
+    assert seconds < 60
+    line = one_error_line(result)
+    assert "(request to " in line and "failed: connection refused)" in line, line
+    (kept,) = (laptop / "offline-runs").iterdir()
+    assert {p.name for p in kept.iterdir()} == {"model", "run.json", "confusion_matrix.png"}
+    assert (kept / "model" / "MLmodel").is_file()
+
+    # Back up: the command from the error line logs the kept result and ends the cut-off run.
+    server.start()
+    (experiment,) = [
+        e for e in client.search_experiments() if e.name == "breast-cancer-random-forest"
+    ]
+    (orphan,) = client.search_runs([experiment.experiment_id])
+    assert orphan.info.status == "RUNNING"  # what MLflow alone would leave behind, forever
+    synced = sync_as_told(line, laptop, env)
+    synced_run_id = re.search(r"run id: (\w+)", synced.stdout)[1]
+    assert_replaced(client, orphan, synced_run_id)
+
+    # 2. The database stops while the forest trains; the server stays up. This reader has set
+    # their own retries (none), and the scripts keep to them.
+    env["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] = "0"
+    result, seconds = train_through_fault(server, laptop, env, postgres.stop)
+    print(f"database stopped: the script exited {seconds:.1f} s later")
+    assert seconds < 60
+    line = one_error_line(result)
+    assert "failed: HTTP 503 responses)" in line, line
+    # A run started while the database is down is refused up front: no run is created.
+    started = time.monotonic()
+    refused = run_command([PYTHON, "train_rfc.py"], env=env, cwd=laptop, check=False)
+    assert time.monotonic() - started < 10
+    assert one_error_line(refused) == (
+        f"error: the tracking server at {server.url} answers HTTP 503: see its log "
+        "(is its database up?)"
+    )
+
+    # The database comes back; the server reconnects on its own, without a restart.
+    postgres.start()
+    orphan = next(
+        run
+        for run in client.search_runs([experiment.experiment_id])
+        if run.info.status == "RUNNING"
+    )
+    synced = sync_as_told(line, laptop, env)
+    assert_replaced(client, orphan, re.search(r"run id: (\w+)", synced.stdout)[1])
+
+    # The store is consistent: no run left RUNNING, none half-written, and the registry works.
+    runs = client.search_runs([experiment.experiment_id])
+    assert sorted(run.info.status for run in runs) == ["FAILED", "FAILED", "FINISHED", "FINISHED"]
+    registered = run_command([PYTHON, "register_model.py"], env=env, cwd=laptop)
+    assert_clean(registered)
+    assert f"Model URI: models:/{MODEL_NAME}@champion" in registered.stdout
