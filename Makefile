@@ -172,10 +172,12 @@ serve: env
 clean:
 	rm -rf mlflow.db mlruns server scored basic_auth.db .serve-once.log .serve-once.out
 
-## bench: what tracking costs, how promotion and serving scale; writes docs/benchmarks.md (apt: hyperfine wrk)
+## bench: what tracking, the gate, serving, Spark and a loaded team server cost; writes docs/benchmarks.md (apt: hyperfine wrk, and Java 17+ for Spark)
 .PHONY: bench
 bench: env
 	$(call install_extras,requirements/bench.txt)
+	$(call install_extras,requirements/spark.txt)
+	$(call install_extras,requirements/team.txt)
 	python benchmarks/run.py
 
 ## screenshots: retake docs/images/ui-*.png from a fresh demo in a temporary store (apt: chromium)

@@ -1,57 +1,46 @@
-"""A small HTTP load client, used by run.py only where wrk is not installed.
+"""One team member under load: train_rfc.py's main() run N times against MLFLOW_TRACKING_URI,
+timing every HTTP request MLflow makes (requests' Session.send) as a JSON line: method, path,
+status, milliseconds. run.py turns retries off, so each failed request shows, its run FAILED.
 
-Each of `--connections` threads keeps one keep-alive connection and sends the same POST again
-as soon as the answer arrives, for `--seconds`; prints p50, p99 (ms) and requests/s as JSON.
-
-    python benchmarks/load_client.py http://127.0.0.1:5001/invocations request.json
+    python benchmarks/load_client.py RUNS EXPERIMENT OUTPUT.jsonl [train_rfc.py flags]
 """
 
-import argparse
-import http.client
 import json
-import statistics
-import threading
-import time
+import sys
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import requests
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import train_rfc  # noqa: E402
+
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("url")
-    parser.add_argument("body", type=Path, help="JSON file to POST")
-    parser.add_argument("--connections", type=int, default=1)
-    parser.add_argument("--seconds", type=float, default=5)
-    args = parser.parse_args()
-    url = urlsplit(args.url)
-    body = args.body.read_bytes()
-    headers = {"Content-Type": "application/json"}
-    latencies, failures = [], []
-    deadline = time.perf_counter() + args.seconds
+    runs, experiment, output, *flags = sys.argv[1:]
+    timings = open(output, "w")
+    send = requests.Session.send
 
-    def worker():
-        connection = http.client.HTTPConnection(url.hostname, url.port, timeout=30)
-        while time.perf_counter() < deadline:
-            start = time.perf_counter()
-            connection.request("POST", url.path, body=body, headers=headers)
-            response = connection.getresponse()
-            response.read()
-            latencies.append((time.perf_counter() - start) * 1000)
-            if response.status != 200:
-                failures.append(response.status)
-        connection.close()
+    def timed_send(session, request, **kwargs):
+        line = {"method": request.method, "path": urlsplit(request.url).path, "status": 0}
+        try:  # status 0: no answer at all
+            response = send(session, request, **kwargs)
+            line.update(status=response.status_code, ms=response.elapsed.total_seconds() * 1000)
+            return response
+        finally:
+            timings.write(json.dumps(line) + "\n")
 
-    threads = [threading.Thread(target=worker) for _ in range(args.connections)]
-    started = time.perf_counter()
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    elapsed = time.perf_counter() - started
-    if failures:
-        raise SystemExit(f"error: {len(failures)} requests failed (status {failures[0]})")
-    quantiles = statistics.quantiles(latencies, n=100, method="inclusive")
-    print(json.dumps({"p50": quantiles[49], "p99": quantiles[98], "rps": len(latencies) / elapsed}))
+    requests.Session.send = timed_send
+    train_rfc.offline = None  # a failed run is counted here, not kept in offline-runs/
+    failed = 0
+    for _ in range(int(runs)):
+        try:
+            train_rfc.main(["--experiment-name", experiment, *flags])
+        except (Exception, SystemExit) as exc:  # a failed request ends the run: count it
+            failed += 1
+            print(f"run failed: {str(exc).splitlines()[0][:200]}", file=sys.stderr)
+    timings.close()
+    sys.exit(1 if failed == int(runs) else 0)
 
 
 if __name__ == "__main__":

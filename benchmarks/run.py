@@ -1,242 +1,406 @@
-"""What MLflow tracking costs, and how promotion and serving scale: `make bench`.
+"""What MLflow costs here, and how it scales: `make bench` writes docs/benchmarks.md.
 
-Runs the tutorial's own scripts as a reader would and prints one table per question, then
-writes them with a description of the machine to docs/benchmarks.md:
+Each part (a method of Bench, in the report's order) runs the tutorial's own scripts as a reader
+would: hyperfine times whole commands (its own warm-up and runs, read from --export-json), wrk
+loads HTTP servers, /proc gives the peak memory of a command's process tree. docs/measuring.md
+explains each part.
 
-1. tracking cost: train_rfc.py / train_ann.py against the same training without MLflow;
-2. MLflow's defaults against the tutorial's explicit choices, against a local `mlflow server`
-   (wall time and the HTTP requests in the server's access log);
-3. register_model.py with 10, 1,000 and 10,000 runs in a SQLite store;
-4. `mlflow models serve` (serve_model.sh): latency and throughput of /invocations on loopback
-   against in-process pyfunc prediction of the same rows;
-5. peak memory (RSS) of each training script and of the serving processes.
-
-Every figure is a median over repeated runs, and every comparison is the median of per-round
-ratios of commands run back to back (each round one hyperfine invocation, the order alternating):
-this machine is shared and noisy, so absolute seconds drift from run to run, ratios much less.
-
-    python benchmarks/run.py                 # the full benchmark (20 to 40 minutes on 2 shared cores)
-    python benchmarks/run.py --quick         # tiny sizes, one repetition: checks it still works
-
-Whole commands are timed with hyperfine and HTTP load comes from wrk (Debian packages
-`hyperfine` and `wrk`); without them a plain Python timer / load client stands in, and the
-report says so.
+    python benchmarks/run.py               # all of it: about 13 minutes on 2 cores
+    python benchmarks/run.py --quick       # tiny sizes, one run each: proves it still works
+    python benchmarks/run.py --only batch --only load --output /tmp/report.md
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
-import math
 import os
 import platform
-import random
 import re
 import shlex
 import shutil
 import signal
 import socket
-import statistics
+import sqlite3
 import subprocess
 import sys
 import tempfile
 import time
 import timeit
-import urllib.request
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from hashlib import sha256
 from importlib.metadata import version
 from pathlib import Path
 
+import mlflow
+import pandas as pd
+
 REPO = Path(__file__).resolve().parents[1]
-BENCH = REPO / "benchmarks"
+sys.path.insert(0, str(REPO / "tests"))
+from postgres_cluster import throwaway_postgres  # noqa: E402
+
 PYTHON = sys.executable
-DATA = REPO / "data" / "breast_cancer.csv"
+LOAD_CLIENT = REPO / "benchmarks" / "load_client.py"
 MODEL_NAME = "breast-cancer-classifier"
-ALIAS = "champion"
-RFC_EXPERIMENT = "breast-cancer-random-forest"
-
-# Targets from the benchmark's issue: what "fast enough" means for each question.
-TARGET_TRACKING_RATIO = 1.6
-TARGET_PROMOTION_RATIO = 2.0
-TARGET_P50_OVER_IN_PROCESS_MS = 5.0
-TARGET_P99_MS = 25.0
+MODEL = f"models:/{MODEL_NAME}@champion"
+WRK_POST = 'wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\nwrk.body = [==[{body}]==]\n'
+FEATURES = pd.read_csv(REPO / "data" / "breast_cancer.csv").drop(columns=["diagnosis"])
 
 
-@dataclass
+@dataclass(frozen=True)
 class Settings:
-    """How much to measure. `quick` is for the smoke test: it proves the code runs, no more."""
-
-    repeats: int  # hyperfine runs per command
-    # Quick mode times the one run each command needs anyway (memory, request count) instead
-    # of repeating it under hyperfine.
-    single_pass: bool
-    scripts: tuple[str, ...]  # training scripts in the tracking-cost table
-    rfc_flags: tuple[str, ...]
-    ann_flags: tuple[str, ...]
-    store_sizes: tuple[int, ...]
-    workers: tuple[int, ...]
-    request_rows: tuple[int, ...]
-    load_seconds: int  # each wrk run
-    load_repeats: int
-    measure_busy: bool  # also load with 4 connections at once (throughput)
-    in_process_calls: int
-    variants: tuple[str, ...]  # which MLflow-default variants to time against the server
+    runs: int  # hyperfine runs per command, after `warmup` untimed ones
+    warmup: int
+    forest: tuple[str, ...]  # train_rfc.py's flags
+    network: tuple[str, ...]  # train_ann.py's flags
+    store_sizes: tuple[int, ...]  # runs in the store register_model.py ranks
+    wrk_seconds: int
+    batch_rows: tuple[int, ...]
+    clients: tuple[int, ...]  # clients logging at once
+    runs_per_client: int
+    quick: bool = False  # one row per table where the others only repeat the same code
 
 
-FULL = Settings(
-    repeats=5,
-    single_pass=False,
-    scripts=("train_rfc.py", "train_ann.py"),
-    rfc_flags=(),
-    ann_flags=(),
-    store_sizes=(10, 1_000, 10_000),
-    workers=(1, 2),
-    request_rows=(1, 100),
-    load_seconds=5,
-    load_repeats=3,
-    measure_busy=True,
-    in_process_calls=500,
-    variants=("ours", "requirements", "calls", "requirements+calls"),
-)
-QUICK = Settings(
-    repeats=1,
-    single_pass=True,
-    scripts=("train_rfc.py",),
-    rfc_flags=("--n-estimators", "5"),
-    ann_flags=("--hidden-layers", "8", "--learning-rate", "0.01"),
-    store_sizes=(10, 50),
-    workers=(1,),
-    request_rows=(1, 100),
-    load_seconds=1,
-    load_repeats=1,
-    measure_busy=False,
-    in_process_calls=20,
-    variants=("ours", "calls"),
-)
+FULL = Settings(3, 1, (), (), (1_000, 10_000), 5, (10_000, 100_000, 1_000_000), (1, 4, 8), 2)
+QUICK = Settings(1, 0, ("--n-estimators", "20"), (), (100,), 1, (500,), (1,), 1, quick=True)
 
 
-@dataclass
-class Report:
-    settings: Settings
-    sections: list[str] = field(default_factory=list)
-    targets: list[tuple[str, bool, str]] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-    memory: list[tuple[str, float]] = field(default_factory=list)
+class Bench:
+    def __init__(self, settings: Settings, work: Path):
+        self.s, self.work, self.cache, self.servers = settings, work, {}, contextlib.ExitStack()
 
-    def table(self, title: str, intro: str, header: list[str], rows: list[list[str]]) -> None:
-        lines = [f"## {title}", "", intro, "", "| " + " | ".join(header) + " |"]
-        lines.append("|" + "|".join("---" for _ in header) + "|")
-        lines += ["| " + " | ".join(map(str, row)) + " |" for row in rows]
-        text = "\n".join(lines) + "\n"
-        self.sections.append(text)
-        print(text, flush=True)
+    def spawn(self, command, env, output=subprocess.DEVNULL) -> subprocess.Popen:
+        """A command in the background, in its own process group (so that it can be stopped whole)."""
+        return subprocess.Popen(
+            command, env=env, cwd=self.work, stdin=subprocess.DEVNULL, stdout=output,
+            stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
 
-    def target(self, name: str, met: bool, detail: str) -> None:
-        self.targets.append((name, met, detail))
+    def env(self, uri: str | None = None, **extra) -> dict[str, str]:
+        """A reader's shell: this Python first on the PATH, telemetry off, the store `uri`."""
+        env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
+        env.update(MLFLOW_DISABLE_TELEMETRY="true", MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false")
+        env["PATH"] = f"{Path(PYTHON).parent}{os.pathsep}{env['PATH']}"
+        return {**env, **({"MLFLOW_TRACKING_URI": uri} if uri else {}), **extra}
 
+    def sh(self, command: str, env: dict[str, str]) -> str:
+        result = subprocess.run(command, shell=True, env=env, cwd=self.work, capture_output=True, text=True)  # fmt: skip
+        if result.returncode:
+            raise RuntimeError(f"`{command}` exited {result.returncode}:\n{result.stderr[-3000:]}")
+        return result.stdout
 
-# --- Running things -----------------------------------------------------------------------
-
-
-def child_env(tracking_uri: str | None = None) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
-    env["MLFLOW_DISABLE_TELEMETRY"] = "true"
-    env["PATH"] = f"{Path(PYTHON).parent}{os.pathsep}{env.get('PATH', '')}"
-    env["PYTHONUNBUFFERED"] = "1"
-    # `mlflow server` would also start background job workers this benchmark never uses.
-    env["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] = "false"
-    if tracking_uri:
-        env["MLFLOW_TRACKING_URI"] = tracking_uri
-    return env
-
-
-def run(command: list[str], *, env, cwd, timeout=600) -> subprocess.CompletedProcess:
-    result = subprocess.run(
-        command,
-        env=env,
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        stdin=subprocess.DEVNULL,
-    )
-    if result.returncode != 0:
-        raise RuntimeError(
-            f"{shlex.join(map(str, command))} exited {result.returncode}:\n{result.stderr[-3000:]}"
+    def hyperfine(self, command: str, env, runs=None, warmup=None, prepare="") -> dict:
+        """hyperfine's median and deviation (s); the peak MiB of the process tree, every 0.2 s."""
+        runs, warmup = runs or self.s.runs, self.s.warmup if warmup is None else warmup
+        export = self.work / f"hyperfine-{uuid.uuid4().hex}.json"
+        args = ["hyperfine", "--runs", str(runs), "--warmup", str(warmup)]
+        args += ["--export-json", str(export), *(["--prepare", prepare] if prepare else [])]
+        process = self.spawn(
+            [*args, "--show-output", command], env, output := tempfile.TemporaryFile("w+")
         )
-    return result
+        peak = 0.0
+        while process.poll() is None:
+            peak = max(peak, group_memory(process.pid))
+            time.sleep(0.2)
+        if process.returncode:
+            output.seek(0)
+            raise RuntimeError(f"hyperfine failed on `{command}`:\n{output.read()[-3000:]}")
+        result = json.loads(export.read_text())["results"][0]
+        return {"s": result["median"], "sd": result["stddev"] or 0, "n": runs, "mib": peak}
 
+    @contextlib.contextmanager
+    def serve(self, command: list, env, ready_url: str, log: Path):
+        """A server in its own process group, stopped (the whole group) whatever happens."""
+        process = self.spawn(command, env, open(log, "a"))
+        try:
+            deadline = time.monotonic() + 120
+            while subprocess.run(["curl", "-sfo", "/dev/null", ready_url]).returncode:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"{command[0]} did not start:\n{log.read_text()[-3000:]}")
+                time.sleep(0.3)
+            yield process
+        finally:
+            for sig in (signal.SIGTERM, signal.SIGKILL):
+                with contextlib.suppress(ProcessLookupError, subprocess.TimeoutExpired):
+                    os.killpg(process.pid, sig)
+                    process.wait(timeout=10)
 
-def timed_run(command: list[str], *, env, cwd) -> tuple[float, float]:
-    """Run `command` once: its wall time (s) and peak resident memory (MiB, kernel's rusage)."""
-    start = time.perf_counter()
-    process = subprocess.Popen(
-        command,
-        env=env,
-        cwd=cwd,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    stderr = process.stderr.read()
-    _, status, usage = os.wait4(process.pid, 0)
-    process.returncode = os.waitstatus_to_exitcode(status)
-    if process.returncode != 0:
-        raise RuntimeError(f"{shlex.join(command)} exited {process.returncode}:\n{stderr[-3000:]}")
-    return time.perf_counter() - start, usage.ru_maxrss / 1024  # Linux reports KiB
+    @contextlib.contextmanager
+    def tracking_server(self, backend: str, name: str):
+        """tracking_server.sh on `backend` (1 worker, artifacts proxied): its URL and access log."""
+        port, log = free_port(), self.work / f"{name}.log"
+        env = self.env(PORT=str(port), BACKEND_STORE_URI=backend)
+        env["ARTIFACTS_DESTINATION"] = str(self.work / f"{name}-artifacts")
+        url = f"http://127.0.0.1:{port}"
+        with self.serve([REPO / "tracking_server.sh"], env, f"{url}/health", log):
+            yield url, log
 
+    def sqlite_server(self) -> tuple[str, Path]:
+        """One tracking_server.sh on SQLite, shared by the parts that log to one."""
+        if "server" not in self.cache:
+            server = self.tracking_server(f"sqlite:///{self.work / 'server.db'}", "server")
+            self.cache["server"] = self.servers.enter_context(server)
+        return self.cache["server"]
 
-def time_commands(
-    commands: dict[str, str], *, env, cwd, runs: int, warmup: int = 0, prepare=None
-) -> dict[str, list[float]]:
-    """Wall times (s) of shell commands, interleaved in `runs` rounds.
+    def store(self, name: str) -> Path:
+        """A store, made once: "trained" (a forest; and a network unless quick), or "champion"."""
+        path, uri = self.work / f"{name}.db", f"sqlite:///{self.work / name}.db"
+        if name == "champion" and not path.exists():
+            shutil.copy(self.store("trained"), path)
+            self.sh(py(REPO / "register_model.py"), self.env(uri))
+        elif not path.exists():
+            for script, flags in [("rfc", self.s.forest), ("ann", self.s.network)][
+                : 2 - self.s.quick
+            ]:
+                self.sh(py(REPO / f"train_{script}.py", *flags), self.env(uri))
+        return path
 
-    Each round runs every command once, in one hyperfine invocation (or with a plain timer
-    where hyperfine is missing), the order reversed every other round: a load change on this
-    shared machine then hits all commands alike, and round i of two commands is a fair pair.
-    """
-    names = list(commands)
-    times = {name: [] for name in names}
-    for round_number in range(warmup + runs):
-        order = names if round_number % 2 == 0 else names[::-1]
-        measured = time_round(order, commands, env=env, cwd=cwd, prepare=prepare)
-        if round_number >= warmup:
-            for name in names:
-                times[name].append(measured[name])
-    return times
+    # --- The parts --------------------------------------------------------------------------
 
-
-def time_round(names, commands, *, env, cwd, prepare) -> dict[str, float]:
-    if shutil.which("hyperfine"):
-        export = Path(cwd) / "hyperfine.json"
-        command = ["hyperfine", "--style", "none", "--runs", "1", "--export-json", str(export)]
-        for name in names:
-            if prepare:
-                command += ["--prepare", prepare[name]]
-            command += ["--command-name", name, commands[name]]
-        run(command, env=env, cwd=cwd, timeout=3600)
-        results = json.loads(export.read_text())["results"]
-        return {result["command"]: result["times"][0] for result in results}
-    measured = {}
-    for name in names:
-        if prepare:
-            subprocess.run(prepare[name], shell=True, env=env, cwd=cwd, check=True)
-        start = time.perf_counter()
-        subprocess.run(
-            commands[name], shell=True, env=env, cwd=cwd, check=True, capture_output=True
+    def tracking(self):
+        db = self.work / "tracking.db"
+        shutil.copy(self.store("trained"), db)
+        env = self.env(f"sqlite:///{db}")
+        tracked = self.hyperfine(py(REPO / "train_rfc.py", *self.s.forest), env)
+        bare = self.hyperfine(py(REPO / "benchmarks/untracked_training.py", *self.s.forest), env)
+        adds = tracked["s"] - bare["s"]
+        return (
+            "1. What tracking costs",
+            "`train_rfc.py` with its defaults, logging to a SQLite store, against the same "
+            "imports, fit and scores with no MLflow call (`benchmarks/untracked_training.py`).",
+            "train_rfc.py | wall time | peak memory",
+            [
+                f"tracked | {secs(tracked)} | {tracked['mib']:.0f} MiB",
+                f"untracked | {secs(bare)} | {bare['mib']:.0f} MiB",
+            ],  # fmt: skip
+            f"tracking adds {adds:.1f} s to a run, a fixed cost (opening the store, saving the "
+            "model, drawing the figure) whatever the training costs: next to a fit of minutes "
+            "it disappears.",
         )
-        measured[name] = time.perf_counter() - start
-    return measured
+
+    def server(self):
+        variants = {
+            "explicit: `train_rfc.py`": py(REPO / "train_rfc.py", *self.s.forest),
+            "autolog: `train_autolog.py`": py(REPO / "train_autolog.py"),
+        }
+        variants = dict(list(variants.items())[: 1 if self.s.quick else 2])
+        rows = []
+        url, log = self.sqlite_server()
+        for name, command in variants.items():
+            before = requests_in(log, url)
+            timed = self.hyperfine(command, self.env(url))
+            per_run = (requests_in(log, url) - before) / (timed["n"] + self.s.warmup)
+            rows.append(f"{name} | {secs(timed)} | {per_run:.0f}")
+        return (
+            "2. Logging to a tracking server",
+            "`tracking_server.sh` (SQLite, artifacts proxied) on this machine; requests counted "
+            "in its access log. `train_autolog.py` also runs a grid search (4 settings, 3-fold), "
+            "so its time includes more training than `train_rfc.py`'s single fit.",
+            "how the run is logged | wall time | HTTP requests per run",
+            rows,
+            "each request is a round trip, so over a network with 20 ms of latency every 50 "
+            "requests add a second to a run. Autolog logs every setting it tries and infers the "
+            "model's requirements; the tutorial's scripts batch their calls and list them.",
+        )
+
+    def register(self):
+        target, commands = self.work / "register.db", {}
+        mlflow.set_tracking_uri(f"sqlite:///{self.store('trained')}")
+        trained = mlflow.search_runs(search_all_experiments=True, output_format="list")
+        below = min(r.data.metrics["test_f1"] for r in trained) - 0.005
+        if not self.s.quick:
+            champion = mlflow.MlflowClient(f"sqlite:///{self.store('champion')}")
+            champion = champion.get_model_version_by_alias(MODEL_NAME, "champion").run_id
+            other = next(r.info.run_name for r in trained if r.info.run_id != champion)
+            commands = {
+                "`--version 1`: roll back, no gate": (self.store("champion"), "--version 1"),
+                "first champion: the gate evaluates 1 model": (self.store("trained"), ""),
+                f"`--force` {other}: 2 models": (
+                    self.store("champion"),
+                    f"--force --run-name {other}",
+                ),
+            }
+        for size in self.s.store_sizes:
+            seeded = self.work / f"seeded-{size}.db"
+            shutil.copy(self.store("trained"), seeded)
+            insert_runs_directly(seeded, size - len(trained), below)
+            commands[f"first champion, {size:,} runs in the store"] = (seeded, "")
+        register = py(REPO / "register_model.py")
+        env, rows = self.env(f"sqlite:///{target}"), []
+        for name, (store, flags) in commands.items():
+            timed = self.hyperfine(
+                f"{register} {flags}", env, warmup=0, prepare=f"cp {store} {target}"
+            )
+            rows.append(f"{name} | {secs(timed)}")
+        return (
+            "3. Registering a model",
+            "`register_model.py` on a fresh copy of a store each run (no warm-up): rank the models by "
+            "test_f1, evaluate on the 114 held-back rows, register, move the alias. The stores "
+            "hold the two trained runs, and the larger ones seeded runs with a model each.",
+            "register_model.py | wall time",
+            rows,
+            "the gate is most of a promotion's time (loading each model, and MLflow drawing its "
+            "evaluation plots), and a rollback skips it. The number of runs hardly matters: "
+            "ranking is one indexed query that returns the top five.",
+        )
+
+    def serving(self):
+        uri, port = f"sqlite:///{self.store('champion')}", free_port()
+        mlflow.set_tracking_uri(uri)
+        model, url = mlflow.pyfunc.load_model(MODEL), f"http://127.0.0.1:{port}/invocations"
+        ping, rows, env = f"http://127.0.0.1:{port}/ping", [], self.env(uri, PORT=str(port))
+        post = f"curl -sf {url} -H 'Content-Type: application/json' -d"
+        with self.serve([REPO / "serve_model.sh"], env, ping, self.work / "serve.log") as process:
+            for size in (1,) if self.s.quick else (1, 100):
+                frame = FEATURES.head(size).astype("float64")
+                body = json.dumps({"dataframe_split": frame.to_dict(orient="split", index=False)})
+                answer = json.loads(self.sh(f"{post} '{body}'", env))["predictions"]
+                assert answer == model.predict(frame).tolist()
+                ms = sorted(timeit.repeat(lambda f=frame: model.predict(f), number=1, repeat=200))
+                local = f"{ms[100] * 1000:.1f}ms / {ms[197] * 1000:.1f}ms"
+                lua = self.work / f"post-{size}.lua"
+                lua.write_text(WRK_POST.format(body=body))
+                for connections in (1, 4):
+                    wrk = f"wrk --latency -c{connections} -t1 -d{self.s.wrk_seconds}s"
+                    out = self.sh(f"{wrk} -s {lua} {url}", env)
+                    p50, p99 = (re.search(rf"^\s+{q}%\s+(\S+)", out, re.M)[1] for q in (50, 99))
+                    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out)[1])
+                    errors = ", ".join(re.findall(r"Non-2xx.*|Socket errors.*", out)) or "none"
+                    cells = f"{p50} | {p99} | {rps:.0f} | {errors} | {local}"
+                    rows.append(f"{size} | {connections} | {cells}")
+            memory = group_memory(process.pid, "VmHWM")
+        return (
+            "4. Serving",
+            f"`serve_model.sh` (`mlflow models serve`, 1 worker) on 127.0.0.1 under wrk, "
+            f"{self.s.wrk_seconds} s per row; each answer was first checked against `predict()` "
+            f"in-process (last column: its p50 / p99). Peak memory of the server's processes: "
+            f"{memory:.0f} MiB.",
+            "rows / request | connections | p50 | p99 | requests/s | errors | in-process",
+            rows,
+            "the HTTP hop costs a few milliseconds per request. More connections than workers "
+            "queue: latency grows, throughput stays; raise `WORKERS` if you have cores for them.",
+        )
+
+    def batch(self):
+        env, rows, times = self.env(f"sqlite:///{self.store('champion')}"), [], []
+        for size in self.s.batch_rows:
+            data, by_pandas, by_spark = (self.work / f"{n}-{size}" for n in ["in", "pd", "spark"])
+            FEATURES.sample(size, replace=True, random_state=0).to_csv(data, index=False)
+            pandas = py(REPO / "predict.py", "--data", data, "--output", by_pandas)
+            runs = min(2, self.s.runs)
+            pandas = self.hyperfine(pandas, env, runs=runs, warmup=0)
+            spark = py(REPO / "predict_spark.py", "--data", data, "--output", by_spark)
+            spark = self.hyperfine(spark, env, runs=runs, warmup=0, prepare=f"rm -rf {by_spark}")
+            # Row for row the same answers: Spark's part files hold the rows in the CSV's order.
+            parts = sorted(by_spark.glob("part-*.csv"))
+            answers = [pd.read_csv(by_pandas), pd.concat(map(pd.read_csv, parts))]
+            digests = {sha256(a.to_csv(index=False).encode()).hexdigest()[:12] for a in answers}
+            if len(digests) > 1:
+                raise RuntimeError(f"pandas and Spark disagree on {size} rows: {digests}")
+            times.append((size, pandas["s"], spark["s"]))
+            cells = [f"{secs(m)} | {size / m['s']:,.0f} | {m['mib']:.0f}" for m in (pandas, spark)]
+            rows.append(f"{size:,} | {cells[0]} | {cells[1]} | {digests.pop()}")
+        return (
+            "5. Batch scoring: pandas against Spark",
+            "The champion scores rows resampled from the data set, CSV in, CSV out: `predict.py` "
+            "(pandas, one process) against `predict_spark.py` (`spark_udf`, `local[2]`, its JVM's "
+            "start included), 2 runs each. MiB: peak memory of all the command's processes. The "
+            "last column is a checksum of the predictions, the same for both.",
+            "rows | pandas | rows/s | MiB | Spark | rows/s | MiB | predictions",
+            rows,
+            f"{crossover(times)} Spark pays for starting a JVM and for moving rows between it "
+            "and Python. It pays off on a cluster, where the same UDF runs on many executors, and "
+            "for tables that do not fit one machine's memory: pandas holds every row at once.",
+        )
+
+    def load(self):
+        rows = []
+        for backend in ["SQLite"] if self.s.quick else ["SQLite", "PostgreSQL"]:
+            with contextlib.ExitStack() as stack:
+                url = self.sqlite_server()[0]  # the server of part 2
+                if backend == "PostgreSQL":
+                    postgres = stack.enter_context(throwaway_postgres())
+                    url = stack.enter_context(self.tracking_server(postgres.uri, "postgres"))[0]
+                for clients in self.s.clients:
+                    result = self.clients_at_once(url, f"load-{backend}-{clients}", clients)
+                    rows.append(f"{backend} | {clients} | {result}")
+        return (
+            "6. The team server under parallel load",
+            "`tracking_server.sh` (1 worker) on SQLite, then on a PostgreSQL 15 cluster, all on "
+            "this machine. Each client is a process running `train_rfc.py`'s `main()` "
+            f"{self.s.runs_per_client} times (`benchmarks/load_client.py`), MLflow's retries off "
+            "so that every failure shows; latency is timed in the clients. A run is whole when "
+            "the server has its 22 params, 5 metrics, figure and model.",
+            "backend | clients | runs finished | runs / min | p50 ms | p99 ms | failed requests | runs whole",
+            rows,
+            "on two cores the clients and the server share the CPU, so runs per minute level off "
+            "early. Watch the failed requests (with the status and the endpoint): with retries "
+            "on, as the scripts run, MLflow tries those again, so they cost time, not runs.",
+        )
+
+    def clients_at_once(self, url: str, experiment: str, clients: int) -> str:
+        """`clients` load_client.py processes at once; what they did, as table cells."""
+        env, logs, processes = self.env(url, MLFLOW_HTTP_REQUEST_MAX_RETRIES="0"), [], []
+        # The team's experiment exists already: clients creating it at once would race for it.
+        client = mlflow.MlflowClient(url)
+        experiment_id, started = client.create_experiment(experiment), time.monotonic()
+        for n in range(clients):
+            logs.append(self.work / f"{experiment}-{n}.jsonl")
+            args = [str(self.s.runs_per_client), experiment, logs[-1], *self.s.forest]
+            processes.append(self.spawn([PYTHON, LOAD_CLIENT, *args], env))
+        for process in processes:
+            process.wait(timeout=900)
+        minutes = (time.monotonic() - started) / 60
+        calls = [json.loads(line) for log in logs for line in log.read_text().splitlines()]
+        ok = [c for c in calls if c["status"] // 100 == 2]
+        ms = sorted(c["ms"] for c in ok)
+        bad = sorted({f"{c['status']} {c['path'].split('/')[-1]}" for c in calls if c not in ok})
+        finished = client.search_runs([experiment_id], "attributes.status = 'FINISHED'")
+        whole = 0
+        for run in finished:
+            run_id = run.info.run_id
+            figure = [a.path for a in client.list_artifacts(run_id)]
+            models = client.search_logged_models([experiment_id], f"source_run_id = '{run_id}'")
+            counts = (len(run.data.params), len(run.data.metrics), figure, len(models))
+            whole += counts == (22, 5, ["confusion_matrix.png"], 1)
+        done, p50, p99 = len(finished), ms[len(ms) // 2], ms[int(len(ms) * 0.99)]
+        return (
+            f"{done} / {clients * self.s.runs_per_client} | {done / minutes:.0f} | {p50:.0f} | "
+            f"{p99:.0f} | {', '.join([str(len(calls) - len(ok)), *bad])} | {whole} / {done}"
+        )
+
+    def setup(self):
+        base = Path(sys.base_prefix) / "bin" / "python3"
+        uv = re.search(r"UV_VERSION := (\S+)", (REPO / "Makefile").read_text())[1]
+        venv, pins = self.work / "venv", REPO / "requirements.txt"
+        fresh = f"rm -rf {venv} && {base} -m venv {venv} && {venv}/bin/pip install -q"
+        commands = {
+            "pip": f"{fresh} -r {pins}",
+            f"uv {uv}, as `make env` does": f"{fresh} uv=={uv} && {venv}/bin/uv pip install -q --python {venv}/bin/python --compile-bytecode -r {pins}",
+        }
+        rows = [
+            f"{name} | {secs(self.hyperfine(cmd, self.env(), runs=1))}"
+            for name, cmd in commands.items()
+        ]
+        return (
+            "7. Setting up",
+            "A fresh virtual environment with every pin of `requirements.txt`, bytecode compiled, "
+            "both installers' caches warm (installed before); one run each, minutes apiece.",
+            "installer | wall time",
+            rows,
+            "uv downloads, unpacks and links in parallel; most of what remains is compiling "
+            "bytecode, which saves every later `import mlflow` seconds.",
+        )
 
 
-def paired_ratio(numerators: list[float], denominators: list[float]) -> float:
-    """Median of the per-round ratios: each pair ran back to back under the same load."""
-    return median(a / b for a, b in zip(numerators, denominators, strict=True))
-
-
-def python_command(*parts) -> str:
+def py(*parts) -> str:
     return shlex.join([PYTHON, *map(str, parts)])
+
+
+def secs(measured: dict) -> str:
+    return f"{measured['s']:.2f} s" + (f" ± {measured['sd']:.2f}" if measured["n"] > 1 else "")
 
 
 def free_port() -> int:
@@ -245,734 +409,126 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def wait_for_http(url: str, process: subprocess.Popen, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"server exited with {process.returncode} before answering {url}")
-        try:
-            with urllib.request.urlopen(url, timeout=2) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            pass
-        time.sleep(0.2)
-    raise RuntimeError(f"{url} did not answer within {timeout}s")
+def group_memory(pgid: int, field: str = "VmRSS") -> float:
+    """MiB of `field` (VmRSS now, VmHWM at its peak) summed over a process group's members."""
+    total = 0
+    for status in Path("/proc").glob("[0-9]*/status"):
+        with contextlib.suppress(OSError, IndexError, ValueError, StopIteration):
+            if int((status.parent / "stat").read_text().rsplit(")", 1)[1].split()[2]) == pgid:
+                line = next(x for x in status.read_text().splitlines() if x.startswith(field))
+                total += int(line.split()[1])
+    return total / 1024
 
 
-def start_server(command: list[str], *, env, cwd, log: Path) -> subprocess.Popen:
-    """A server in its own process group, so that stop_server can end it and its workers."""
-    with open(log, "w") as out:
-        return subprocess.Popen(
-            command,
-            env=env,
-            cwd=cwd,
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+def requests_in(log: Path, url: str) -> int:
+    """Requests in a tracking server's access log so far; a marker request flushes the log."""
+    marker = f"/health?mark={uuid.uuid4().hex}"
+    subprocess.run(["curl", "-sfo", "/dev/null", url + marker], check=True)
+    while marker not in log.read_text():
+        time.sleep(0.05)
+    return len(re.findall(r'"(?:GET|POST|PUT|PATCH|DELETE) /(?!health)', log.read_text()))
 
 
-def stop_server(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            pass
-    try:
-        os.killpg(process.pid, signal.SIGKILL)  # leftover uvicorn workers
-    except ProcessLookupError:
-        pass
-    process.wait(timeout=10)
+def crossover(times: list[tuple[int, float, float]]) -> str:
+    """Where Spark overtakes pandas: measured, extrapolated from the cost per row, or never."""
+    if faster := [rows for rows, pandas, spark in times if spark < pandas]:
+        return f"Spark was faster from {faster[0]:,} rows on."
+    (n0, pandas0, spark0), (n1, pandas1, spark1) = times[0], times[-1]
+    if n1 > n0 and (spark1 - spark0) / (n1 - n0) < (pandas1 - pandas0) / (n1 - n0):
+        rows = n0 + (spark0 - pandas0) / ((pandas1 - pandas0 - spark1 + spark0) / (n1 - n0))
+        return f"Spark was slower at every size; extrapolated, it would catch up near {rows:,.0f} rows."
+    return "On one machine Spark never catches up: it was slower at every size, and per row too."
 
 
-def group_peak_rss(pgid: int) -> tuple[float, float, int]:
-    """Peak RSS (VmHWM, MiB) of a process group: summed, largest process, process count."""
-    peaks = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-            status = (entry / "status").read_text()
-        except OSError:
-            continue
-        if int(stat.rsplit(")", 1)[1].split()[2]) != pgid:
-            continue
-        match = re.search(r"VmHWM:\s+(\d+) kB", status)
-        if match:
-            peaks.append(int(match.group(1)) / 1024)
-    return sum(peaks), max(peaks, default=0.0), len(peaks)
+def insert_runs_directly(db: Path, count: int, below: float) -> None:
+    """Add `count` finished forest runs, each with a logged model whose test_f1 is < `below`.
 
-
-def median(values) -> float:
-    return statistics.median(values)
-
-
-def percentile(values, q: int) -> float:
-    """The q-th percentile (1..99) of `values`."""
-    return statistics.quantiles(values, n=100, method="inclusive")[q - 1]
-
-
-def seconds(value: float) -> str:
-    return f"{value:.2f} s"
-
-
-def met(ok: bool) -> str:
-    return "met" if ok else "**missed**"
-
-
-# --- Stores -------------------------------------------------------------------------------
-
-
-def empty_store(path: Path) -> Path:
-    """A fully migrated, empty MLflow SQLite store (made once, then copied: migrating takes s)."""
-    # In a child process: MLflow's migration log lines stay out of the benchmark's output.
-    code = "import sys, mlflow; mlflow.MlflowClient(sys.argv[1]).search_experiments()"
-    run([PYTHON, "-c", code, f"sqlite:///{path}"], env=child_env(), cwd=path.parent)
-    return path
-
-
-def copy_store(source: Path, target: Path) -> str:
-    shutil.copyfile(source, target)
-    return f"sqlite:///{target}"
-
-
-def seed_runs(db: Path, experiment_name: str, count: int, below: float) -> None:
-    """Add `count` finished runs to an experiment, each with a test_f1 under `below`.
-
-    The rows go in through MLflow's own SQLAlchemy models in batches of 1,000: the same tables
-    and columns `mlflow.start_run` fills, written in a fraction of the time (creating 10,000
-    runs one API call at a time takes minutes).
+    This bypasses MLflow's API on purpose: through it (create_run, create_logged_model,
+    log_batch, finalize_logged_model, set_terminated), 10,000 runs take about 4 minutes here,
+    25 ms each. These INSERTs write the same rows to the same tables in about a second.
     """
-    from mlflow.store.tracking.dbmodels.models import (
-        SqlLatestMetric,
-        SqlMetric,
-        SqlParam,
-        SqlRun,
-        SqlTag,
-    )
-    from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
-
-    store = SqlAlchemyStore(f"sqlite:///{db}", str(db.parent / "mlruns"))
-    experiment = store.get_experiment_by_name(experiment_name)
-    rng = random.Random(0)
-    now = int(time.time() * 1000)
-    with store.ManagedSessionMaker(read_only=False) as session:
-        for first in range(0, count, 1000):
-            runs, children = [], []
-            for index in range(first, min(count, first + 1000)):
-                run_id = uuid.uuid4().hex
-                started = now - (count - index) * 60_000
-                name = f"seeded-{index}"
-                runs.append(
-                    SqlRun(
-                        run_uuid=run_id,
-                        name=name,
-                        source_type="LOCAL",
-                        source_name="benchmarks/run.py",
-                        user_id="benchmark",
-                        status="FINISHED",
-                        start_time=started,
-                        end_time=started + 5_000,
-                        lifecycle_stage="active",
-                        artifact_uri=f"{experiment.artifact_location}/{run_id}/artifacts",
-                        experiment_id=int(experiment.experiment_id),
-                    )
-                )
-                f1 = rng.uniform(0.80, below)
-                metric = {"key": "test_f1", "value": f1, "timestamp": started, "step": 0}
-                children += [
-                    SqlMetric(**metric, is_nan=False, run_uuid=run_id),
-                    SqlLatestMetric(**metric, is_nan=False, run_uuid=run_id),
-                    SqlParam(
-                        key="n_estimators", value=str(rng.choice([50, 100, 300])), run_uuid=run_id
-                    ),
-                    SqlTag(key="mlflow.runName", value=name, run_uuid=run_id),
-                ]
-            session.add_all(runs)
-            session.flush()
-            session.add_all(children)
-            session.flush()
-
-
-# --- 1. What tracking costs ---------------------------------------------------------------
-
-
-def bench_tracking(report: Report, settings: Settings, work: Path, template: Path) -> None:
-    env = child_env(copy_store(template, work / "tracking.db"))
-    flags = {"train_rfc.py": settings.rfc_flags, "train_ann.py": settings.ann_flags}
-    family = {"train_rfc.py": "rfc", "train_ann.py": "ann"}
-    commands, first_runs = {}, {}
-    for script in settings.scripts:
-        commands[f"{script} tracked"] = [PYTHON, str(REPO / script), *flags[script]]
-        untracked = BENCH / "untracked_training.py"
-        commands[f"{script} untracked"] = [PYTHON, str(untracked), family[script], *flags[script]]
-    # One run of each first: it creates the experiment, warms the disk cache, and gives the
-    # peak memory (the kernel's rusage of that one process).
-    for name, command in commands.items():
-        first_runs[name] = timed_run(command, env=env, cwd=work)
-        report.memory.append((f"`{name}`", first_runs[name][1]))
-    if settings.single_pass:
-        times = {name: [wall] for name, (wall, _) in first_runs.items()}
-    else:
-        shell = {name: shlex.join(command) for name, command in commands.items()}
-        times = time_commands(shell, env=env, cwd=work, runs=settings.repeats)
-    rows = []
-    for script in settings.scripts:
-        tracked = median(times[f"{script} tracked"])
-        untracked = median(times[f"{script} untracked"])
-        ratio = paired_ratio(times[f"{script} tracked"], times[f"{script} untracked"])
-        rows.append(
-            [
-                f"`{script}`",
-                seconds(tracked),
-                seconds(untracked),
-                f"{ratio:.2f}",
-                met(ratio <= TARGET_TRACKING_RATIO),
-            ]
+    with sqlite3.connect(db) as con:
+        experiment, location = con.execute(
+            "SELECT experiment_id, artifact_location FROM experiments WHERE name = ?",
+            ("breast-cancer-random-forest",),
+        ).fetchone()
+        con.execute(
+            "CREATE TEMP TABLE seeded AS WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 "
+            "FROM n WHERE i < ?) SELECT 'seeded-' || i AS name, printf('5eed%028d', i) AS run, "
+            "printf('m-5eed%028d', i) AS model, 1700000000000 + i * 60000 AS t, "
+            "0.8 + (i * 7919 % 1000) / 1000.0 * (? - 0.8) AS f1 FROM n",
+            (count, below),
         )
-        report.target(
-            f"{script}: tracked / untracked <= {TARGET_TRACKING_RATIO}",
-            ratio <= TARGET_TRACKING_RATIO,
-            f"{ratio:.2f}",
-        )
-    report.table(
-        "1. What tracking costs",
-        "Wall time of each training script with its default settings against the same training "
-        "without MLflow (`benchmarks/untracked_training.py`: same imports, fit and test scores, "
-        f"nothing logged), into a warm SQLite store. {settings.repeats} interleaved rounds; "
-        "times are medians, the ratio is the median of the per-round ratios.",
-        [
-            "script",
-            "tracked",
-            "untracked",
-            "tracked / untracked",
-            f"target <= {TARGET_TRACKING_RATIO}",
-        ],
-        rows,
-    )
-
-
-# --- 2. What the explicit choices save ----------------------------------------------------
-
-VARIANT_TEXT = {
-    "ours": "the tutorial's script: explicit requirements, batched calls",
-    "requirements": "MLflow infers the pip requirements",
-    "calls": "one `log_param` / `log_metric` / `set_tag` per key",
-    "requirements+calls": "both of MLflow's defaults",
-}
-
-
-def count_requests(log: Path) -> tuple[int, int]:
-    """(tracking API, artifact) requests in a uvicorn access log so far."""
-    api = artifacts = 0
-    for line in log.read_text(errors="replace").splitlines():
-        match = re.search(r'"(GET|POST|PUT|PATCH|DELETE|HEAD) (\S+)', line)
-        if not match:
-            continue
-        if "/mlflow-artifacts/" in match.group(2):
-            artifacts += 1
-        elif "/api/" in match.group(2):
-            api += 1
-    return api, artifacts
-
-
-def bench_defaults(report: Report, settings: Settings, work: Path, template: Path) -> None:
-    port = free_port()
-    backend = copy_store(template, work / "server.db")
-    log = work / "server-access.log"
-    server = start_server(
-        [
-            str(Path(PYTHON).parent / "mlflow"),
-            "server",
-            "--backend-store-uri",
-            backend,
-            "--artifacts-destination",
-            str(work / "server-artifacts"),
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--workers",
-            "1",
-        ],
-        env=child_env(),
-        cwd=work,
-        log=log,
-    )
-    try:
-        wait_for_http(f"http://127.0.0.1:{port}/health", server)
-        env = child_env(f"http://127.0.0.1:{port}")
-        script = [str(REPO / "train_rfc.py"), *settings.rfc_flags]
-        commands = {}
-        for variant in settings.variants:
-            if variant == "ours":
-                commands[variant] = python_command(*script)
-            else:
-                undo = [part for name in variant.split("+") for part in ("--undo", name)]
-                commands[variant] = python_command(
-                    BENCH / "with_mlflow_defaults.py", *undo, *script
-                )
-        # One counted run per variant (it also warms up): requests = access-log lines it added.
-        requests, times = {}, {}
-        for variant, command in commands.items():
-            before = count_requests(log)
-            start = time.perf_counter()
-            subprocess.run(command, shell=True, env=env, cwd=work, check=True, capture_output=True)
-            times[variant] = [time.perf_counter() - start]
-            time.sleep(0.5)  # the access log line is written after the response
-            after = count_requests(log)
-            requests[variant] = (after[0] - before[0], after[1] - before[1])
-        if not settings.single_pass:
-            times = time_commands(commands, env=env, cwd=work, runs=settings.repeats)
-    finally:
-        stop_server(server)
-    rows = []
-    for variant in settings.variants:
-        wall = median(times[variant])
-        api, artifacts = requests[variant]
-        rows.append(
-            [
-                VARIANT_TEXT[variant],
-                seconds(wall),
-                f"{paired_ratio(times[variant], times['ours']):.2f}",
-                api,
-                artifacts,
-                api + artifacts,
-            ]
-        )
-    report.table(
-        "2. What the explicit choices save",
-        "`train_rfc.py` logging to a local `mlflow server` (SQLite backend, artifacts proxied by "
-        "the server), as written and with MLflow's defaults put back by "
-        "`benchmarks/with_mlflow_defaults.py`. Requests are counted in the server's access log "
-        f"for one run; {settings.repeats} interleaved rounds: median times, median per-round "
-        "ratios.",
-        [
-            "variant",
-            "wall time",
-            "vs ours",
-            "tracking API requests",
-            "artifact requests",
-            "all requests",
-        ],
-        rows,
-    )
-
-
-# --- 3. Promotion at scale ----------------------------------------------------------------
-
-
-def trained_store(settings: Settings, work: Path, template: Path, cache: dict) -> Path:
-    """A store with one default run of each training script in `settings` (made once)."""
-    if "trained" not in cache:
-        db = work / "trained.db"
-        env = child_env(copy_store(template, db))
-        run([PYTHON, str(REPO / "train_rfc.py"), *settings.rfc_flags], env=env, cwd=work)
-        if "train_ann.py" in settings.scripts:
-            run([PYTHON, str(REPO / "train_ann.py"), *settings.ann_flags], env=env, cwd=work)
-        cache["trained"] = db
-    return cache["trained"]
-
-
-def lowest_f1(db: Path) -> float:
-    import mlflow
-
-    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{db}")
-    runs = client.search_runs(
-        [e.experiment_id for e in client.search_experiments()], "metrics.test_f1 > 0"
-    )
-    return min(r.data.metrics["test_f1"] for r in runs)
-
-
-def bench_promotion(report: Report, settings: Settings, work: Path, template: Path, cache) -> None:
-    base = trained_store(settings, work, template, cache)
-    # Seeded runs score below every trained run, so the best run is one with a logged model.
-    below = lowest_f1(base) - 0.005
-    real_runs = 2 if "train_ann.py" in settings.scripts else 1
-    commands, prepare, seeding = {}, {}, {}
-    for size in settings.store_sizes:
-        seeded = work / f"seeded-{size}.db"
-        shutil.copyfile(base, seeded)
-        start = time.perf_counter()
-        seed_runs(seeded, RFC_EXPERIMENT, size - real_runs, below)
-        seeding[size] = time.perf_counter() - start
-        target = work / f"promote-{size}.db"
-        name = f"{size} runs"
-        prepare[name] = shlex.join(["cp", str(seeded), str(target)])
-        commands[name] = f"MLFLOW_TRACKING_URI=sqlite:///{target} " + python_command(
-            REPO / "register_model.py"
-        )
-    env = child_env()
-    warmup = 0 if settings.single_pass else 1
-    times = time_commands(
-        commands, env=env, cwd=work, runs=settings.repeats, warmup=warmup, prepare=prepare
-    )
-    # The promotion really happened: the alias points at a version of a trained run.
-    import mlflow
-
-    largest = settings.store_sizes[-1]
-    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{work / f'promote-{largest}.db'}")
-    champion = client.get_model_version_by_alias(MODEL_NAME, ALIAS)
-    assert not client.get_run(champion.run_id).info.run_name.startswith("seeded-"), champion
-    # Serving can start from this store: its champion is already promoted.
-    cache["promoted"] = work / f"promote-{largest}.db"
-    smallest = times[f"{settings.store_sizes[0]} runs"]
-    rows = []
-    for size in settings.store_sizes:
-        wall = times[f"{size} runs"]
-        ratio = paired_ratio(wall, smallest)
-        rows.append([f"{size:,}", seconds(median(wall)), f"{ratio:.2f}", seconds(seeding[size])])
-    ratio = paired_ratio(times[f"{largest} runs"], smallest)
-    report.target(
-        f"register_model.py: {largest:,} runs / {settings.store_sizes[0]} runs <= {TARGET_PROMOTION_RATIO}",
-        ratio <= TARGET_PROMOTION_RATIO,
-        f"{ratio:.2f}",
-    )
-    report.table(
-        "3. Promotion at scale",
-        "`python register_model.py` (rank with `search_runs`, register the best run's model, "
-        "move the `champion` alias) on a fresh copy of a SQLite store holding that many finished "
-        "runs with `test_f1`; the best one is a real training run with a logged model. "
-        f"{settings.repeats} interleaved rounds (median times, median per-round ratios). Seeding: the time to bulk-insert the runs "
-        f"through MLflow's SQLAlchemy models. Target: the largest store at most "
-        f"{TARGET_PROMOTION_RATIO}x the smallest: **{met(ratio <= TARGET_PROMOTION_RATIO)}**.",
-        ["runs in store", "register_model.py", f"vs {settings.store_sizes[0]} runs", "seeding"],
-        rows,
-    )
-
-
-# --- 4. Serving ---------------------------------------------------------------------------
-
-
-def request_body(rows: int) -> str:
-    import pandas as pd
-
-    frame = pd.read_csv(DATA).drop(columns=["diagnosis"]).head(rows).astype("float64")
-    return json.dumps({"dataframe_split": frame.to_dict(orient="split", index=False)})
-
-
-def parse_wrk(output: str) -> dict[str, float]:
-    units = {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 6e4}
-
-    def ms(text):
-        number, unit = re.fullmatch(r"([\d.]+)(us|ms|s|m)", text).groups()
-        return float(number) * units[unit]
-
-    if "Non-2xx" in output or "Socket errors" in output:
-        raise RuntimeError(f"wrk saw failed requests:\n{output}")
-    return {
-        "p50": ms(re.search(r"^\s+50%\s+(\S+)", output, re.M).group(1)),
-        "p99": ms(re.search(r"^\s+99%\s+(\S+)", output, re.M).group(1)),
-        "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1)),
-    }
-
-
-def load(url: str, body_file: Path, connections: int, seconds_: int, work: Path) -> dict:
-    """One load run against `url` from a second process: wrk, or the stdlib stand-in."""
-    if shutil.which("wrk"):
-        script = body_file.with_suffix(".lua")
-        body = body_file.read_text()
-        script.write_text(
-            'wrk.method = "POST"\n'
-            'wrk.headers["Content-Type"] = "application/json"\n'
-            f"wrk.body = [==[{body}]==]\n"
-        )
-        command = [
-            "wrk",
-            "--latency",
-            "-t1",
-            f"-c{connections}",
-            f"-d{seconds_}s",
-            "-s",
-            str(script),
-            url,
-        ]
-        return parse_wrk(run(command, env=child_env(), cwd=work).stdout)
-    command = [PYTHON, str(BENCH / "load_client.py"), url, str(body_file)]
-    command += ["--connections", str(connections), "--seconds", str(seconds_)]
-    return json.loads(run(command, env=child_env(), cwd=work).stdout)
-
-
-def serve_command(port: int, workers: int) -> tuple[list[str], dict[str, str]]:
-    extra = {"PORT": str(port), "MODEL_NAME": MODEL_NAME, "ALIAS": ALIAS, "WORKERS": str(workers)}
-    script = REPO / "serve_model.sh"
-    if script.exists():
-        return ["bash", str(script)], extra
-    command = [str(Path(PYTHON).parent / "mlflow"), "models", "serve"]
-    command += ["-m", f"models:/{MODEL_NAME}@{ALIAS}", "--env-manager", "local"]
-    command += ["--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)]
-    return command, extra
-
-
-def in_process_latency(uri: str, bodies: dict[int, str], calls: int) -> dict[int, dict]:
-    """pyfunc predict() of the same rows in this process: the floor serving is compared with."""
-    import mlflow
-    import pandas as pd
-
-    mlflow.set_tracking_uri(uri)
-    model = mlflow.pyfunc.load_model(f"models:/{MODEL_NAME}@{ALIAS}")
-    result = {}
-    for rows, body in bodies.items():
-        split = json.loads(body)["dataframe_split"]
-        frame = pd.DataFrame(split["data"], columns=split["columns"])
-        model.predict(frame)  # warm up
-        latencies = [
-            t * 1000
-            for t in timeit.repeat(lambda f=frame: model.predict(f), number=1, repeat=calls)
-        ]
-        result[rows] = {
-            "p50": median(latencies),
-            "p99": percentile(latencies, 99),
-            "predictions": model.predict(frame).tolist(),
-        }
-    return result
-
-
-def bench_serving(report: Report, settings: Settings, work: Path, template: Path, cache) -> None:
-    import mlflow
-
-    db = work / "serving.db"
-    if "promoted" in cache:
-        shutil.copyfile(cache["promoted"], db)
-        env = child_env(f"sqlite:///{db}")
-    else:
-        shutil.copyfile(trained_store(settings, work, template, cache), db)
-        env = child_env(f"sqlite:///{db}")
-        run([PYTHON, str(REPO / "register_model.py")], env=env, cwd=work)
-    uri = f"sqlite:///{db}"
-    client = mlflow.MlflowClient(tracking_uri=uri)
-    champion_run = client.get_run(client.get_model_version_by_alias(MODEL_NAME, ALIAS).run_id)
-    winner = champion_run.info.run_name
-    bodies, body_files = {}, {}
-    for rows in settings.request_rows:
-        bodies[rows] = request_body(rows)
-        body_files[rows] = work / f"request-{rows}.json"
-        body_files[rows].write_text(bodies[rows])
-    local = in_process_latency(uri, bodies, settings.in_process_calls)
-
-    rows_out = []
-    for workers in settings.workers:
-        port = free_port()
-        command, extra = serve_command(port, workers)
-        started = time.perf_counter()
-        server = start_server(
-            command, env={**env, **extra}, cwd=work, log=work / f"serve-{workers}.log"
-        )
-        try:
-            wait_for_http(f"http://127.0.0.1:{port}/ping", server)
-            ready = time.perf_counter() - started
-            url = f"http://127.0.0.1:{port}/invocations"
-            for rows in settings.request_rows:
-                # The server must give the in-process answer before its speed means anything.
-                request = urllib.request.Request(
-                    url, data=bodies[rows].encode(), headers={"Content-Type": "application/json"}
-                )
-                with urllib.request.urlopen(request, timeout=30) as response:
-                    served = json.load(response)["predictions"]
-                assert served == local[rows]["predictions"], (
-                    served[:5],
-                    local[rows]["predictions"][:5],
-                )
-                single = [
-                    load(url, body_files[rows], 1, settings.load_seconds, work)
-                    for _ in range(settings.load_repeats)
-                ]
-                busy = [
-                    load(url, body_files[rows], 4, settings.load_seconds, work)
-                    for _ in range(settings.load_repeats if settings.measure_busy else 0)
-                ]
-                if not busy:  # quick mode: the figures of a 1-s run mean nothing anyway
-                    busy = [{"p50": math.nan, "p99": math.nan, "rps": math.nan}]
-                p50 = median(r["p50"] for r in single)
-                p99 = median(r["p99"] for r in single)
-                rows_out.append(
-                    [
-                        workers,
-                        rows,
-                        f"{p50:.1f}",
-                        f"{p99:.1f}",
-                        f"{median(r['rps'] for r in single):.0f}",
-                        f"{median(r['p50'] for r in busy):.1f} / {median(r['p99'] for r in busy):.1f}",
-                        f"{median(r['rps'] for r in busy):.0f}",
-                        f"{local[rows]['p50']:.1f} / {local[rows]['p99']:.1f}",
-                        f"{ready:.1f} s",
-                    ]
-                )
-                if workers == 1 and rows == 1:
-                    budget = local[1]["p50"] + TARGET_P50_OVER_IN_PROCESS_MS
-                    report.target(
-                        f"serving, 1 worker, 1 row: p50 <= in-process p50 + {TARGET_P50_OVER_IN_PROCESS_MS:g} ms",
-                        p50 <= budget,
-                        f"{p50:.1f} ms vs {budget:.1f} ms",
-                    )
-                    report.target(
-                        f"serving, 1 worker, 1 row: p99 < {TARGET_P99_MS:g} ms",
-                        p99 < TARGET_P99_MS,
-                        f"{p99:.1f} ms",
-                    )
-            total, largest, count = group_peak_rss(server.pid)
-            report.memory.append(
-                (f"serving, {workers} worker(s): all {count} processes (largest)", total, largest)
-            )
-        finally:
-            stop_server(server)
-    tool = "wrk" if shutil.which("wrk") else "benchmarks/load_client.py (wrk not installed)"
-    report.table(
-        "4. Serving",
-        f"`mlflow models serve` of `models:/{MODEL_NAME}@{ALIAS}` (the champion chosen by "
-        f"register_model.py: run `{winner}`) on 127.0.0.1, loaded by {tool} from a second "
-        f"process: {settings.load_repeats} runs of {settings.load_seconds} s for each cell, "
-        "medians. Latency in ms at 1 connection (one request at a time) and at 4 connections; "
-        "in-process: `pyfunc` `predict()` of the same rows, "
-        f"{settings.in_process_calls} calls.",
-        [
-            "workers",
-            "rows / request",
-            "p50 (1 conn)",
-            "p99 (1 conn)",
-            "req/s (1 conn)",
-            "p50 / p99 (4 conn)",
-            "req/s (4 conn)",
-            "in-process p50 / p99",
-            "ready after",
-        ],
-        rows_out,
-    )
+        for statement in [
+            "INSERT INTO runs (run_uuid, name, source_type, source_name, user_id, status, start_time, end_time, lifecycle_stage, artifact_uri, experiment_id) SELECT run, name, 'LOCAL', 'benchmarks/run.py', 'bench', 'FINISHED', t, t + 5000, 'active', :location || '/' || run || '/artifacts', :experiment FROM seeded",
+            "INSERT INTO params (key, value, run_uuid) SELECT 'n_estimators', '100', run FROM seeded",
+            "INSERT INTO tags (key, value, run_uuid) SELECT 'mlflow.runName', name, run FROM seeded",
+            "INSERT INTO metrics (key, value, timestamp, run_uuid, step, is_nan) SELECT 'test_f1', f1, t, run, 0, 0 FROM seeded",
+            "INSERT INTO latest_metrics (key, value, timestamp, step, is_nan, run_uuid) SELECT 'test_f1', f1, t, 0, 0, run FROM seeded",
+            "INSERT INTO logged_models (model_id, experiment_id, name, artifact_location, creation_timestamp_ms, last_updated_timestamp_ms, status, lifecycle_stage, source_run_id) SELECT model, :experiment, 'model', :location || '/models/' || model || '/artifacts', t, t, 2, 'active', run FROM seeded",
+            "INSERT INTO logged_model_metrics (model_id, metric_name, metric_timestamp_ms, metric_step, metric_value, experiment_id, run_id) SELECT model, 'test_f1', t, 0, f1, :experiment, run FROM seeded",
+        ]:
+            con.execute(statement, {"experiment": experiment, "location": location})
 
 
 # --- The report ---------------------------------------------------------------------------
 
+PARTS = ["tracking", "server", "register", "serving", "batch", "load", "setup"]
+
 
 def machine() -> list[str]:
-    cpu = "unknown"
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            cpu = line.split(":", 1)[1].strip()
-            break
-    tools = []
-    for tool, flag in (("hyperfine", "--version"), ("wrk", "-v")):
-        path = shutil.which(tool)
-        if path:
-            out = subprocess.run([path, flag], capture_output=True, text=True)
-            tools.append(
-                (out.stdout + out.stderr).splitlines()[0].split(" [")[0].split(" Copyright")[0]
-            )
-        else:
-            tools.append(f"{tool}: not installed (Python stand-in used)")
-    packages = ", ".join(
-        f"{name} {version(name)}"
-        for name in ("mlflow", "scikit-learn", "skops", "pandas", "numpy", "SQLAlchemy", "uvicorn")
-    )
+    cpu = re.search(r"model name\s*:\s*(.*)", Path("/proc/cpuinfo").read_text())
+    tools = subprocess.getoutput("hyperfine -V; wrk -v 2>&1 | head -1 | cut -d' ' -f1-2")
+    packages = ", ".join(f"{p} {version(p)}" for p in "mlflow scikit-learn pandas pyspark".split())
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    load = " ".join(f"{x:.2f}" for x in os.getloadavg())
     return [
-        f"- CPU: {os.cpu_count()} x {cpu}; memory: {os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30:.0f} GiB",
-        f"- OS: {platform.platform()}",
-        f"- Python {platform.python_version()}; {packages}",
-        f"- Tools: {'; '.join(tools)}",
-        f"- Load average when the benchmark started: {' '.join(f'{x:.2f}' for x in os.getloadavg())} "
-        "(other jobs share this machine)",
+        f"- {os.cpu_count()} cores ({cpu[1] if cpu else 'CPU unknown'}), {memory:.0f} GiB, {platform.platform()}",
+        f"- Python {platform.python_version()}; {packages}; {tools.replace(chr(10), ', ')}",
+        f"- Load average at the start: {load} (other jobs may share this machine)",
     ]
 
 
-def write_report(
-    report: Report, output: Path, started: float, machine_lines: list[str], quick: bool
-) -> None:
-    if report.memory:
-        rows = []
-        for label, total, *largest in report.memory:
-            rows.append([label, f"{total:.0f}" + (f" ({largest[0]:.0f})" if largest else "")])
-        report.table(
-            "5. Memory",
-            "Peak resident memory in MiB: of each training process (the kernel's rusage), and of "
-            "the serving process group after its load runs (VmHWM of each process, summed; the "
-            "largest single process in brackets). The group is the `mlflow` command, the uvicorn "
-            "it starts and, with 2 workers, uvicorn's supervisor and its workers.",
-            ["process", "peak RSS (MiB)"],
-            rows,
-        )
-    lines = [
-        "# Benchmarks",
-        "",
-        "Made by `make bench` (`python benchmarks/run.py"
-        + (" --quick`: tiny sizes, figures meaningless" if quick else "`")
-        + f") on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime(started))}, in "
-        f"{(time.time() - started) / 60:.1f} minutes.",
-        "",
-        "Every figure is a median over repeated runs; every comparison is a ratio of commands "
-        "timed back to back in the same round (rounds interleave the commands, in alternating "
-        "order), because absolute times on a shared machine drift.",
-        "",
-        "## Machine",
-        "",
-        *machine_lines,
-        f"- Load average when it ended: {' '.join(f'{x:.2f}' for x in os.getloadavg())}",
-        "",
-        "## Targets",
-        "",
-        "| target | measured | |",
-        "|---|---|---|",
-        *[f"| {name} | {detail} | {met(ok)} |" for name, ok, detail in report.targets],
-        "",
-        *report.sections,
-        *([f"Note: {note}" for note in report.notes]),
-    ]
-    output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text("\n".join(lines).rstrip() + "\n")
-    print(f"Wrote {output}")
-
-
-SECTIONS = ("tracking", "defaults", "promotion", "serving")
+def section(title: str, how: str, header: str, rows: list[str], meaning: str) -> list[str]:
+    """A report section: what was measured and how, a table (`a | b` per row), what it means."""
+    columns = header.count("|") + 1
+    table = [f"| {line} |" for line in [header, " | ".join(["---"] * columns), *rows]]
+    return [f"## {title}", "", how, "", *table, "", f"**What it means for you:** {meaning}", ""]
 
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--quick", action="store_true", help="tiny sizes, one repetition (smoke test)"
-    )
-    parser.add_argument(
-        "--output",
-        type=Path,
-        default=REPO / "docs" / "benchmarks.md",
-        help="markdown file for the report (default: docs/benchmarks.md)",
-    )
-    parser.add_argument(
-        "--only",
-        action="append",
-        choices=SECTIONS,
-        help="run only this part; repeat for several (default: all)",
-    )
-    parser.add_argument(
-        "--keep", action="store_true", help="keep the working folder (stores, logs)"
-    )
+    parser.add_argument("--quick", action="store_true", help="tiny sizes, one run each")
+    parser.add_argument("--only", action="append", choices=PARTS, help="this part (repeatable)")
+    parser.add_argument("--output", type=Path, default=REPO / "docs" / "benchmarks.md")
     args = parser.parse_args(argv)
-    # A stopped benchmark still stops the servers it started (see the `finally` below).
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    settings = QUICK if args.quick else FULL
-    sections = args.only or SECTIONS
-    started = time.time()
-    machine_lines = machine()
-    report = Report(settings)
+    for tool in ("hyperfine", "wrk", "curl"):
+        if not shutil.which(tool):
+            sys.exit(f"error: {tool} is not installed (apt-get install hyperfine wrk curl)")
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so that the `finally`s still run
+    started, header = time.time(), machine()
+    parts = args.only or [p for p in PARTS if not (args.quick and p == "setup")]
     work = Path(tempfile.mkdtemp(prefix="mlflow-bench-"))
+    bench, sections = Bench(QUICK if args.quick else FULL, work), []
     try:
-        template = empty_store(work / "empty.db")
-        cache = {}
-        if "tracking" in sections:
-            bench_tracking(report, settings, work, template)
-        if "defaults" in sections:
-            bench_defaults(report, settings, work, template)
-        if "promotion" in sections:
-            bench_promotion(report, settings, work, template, cache)
-        if "serving" in sections:
-            bench_serving(report, settings, work, template, cache)
+        with bench.servers:  # the shared tracking server stops when the last part is done
+            for part in parts:
+                print(f"{time.strftime('%H:%M:%S')} {part}", flush=True)
+                sections += section(*getattr(bench, part)())
     finally:
-        if args.keep:
-            print(f"Working folder kept: {work}")
-        else:
-            shutil.rmtree(work, ignore_errors=True)
-    write_report(report, args.output, started, machine_lines, args.quick)
+        shutil.rmtree(work, ignore_errors=True)
+    how = "`python benchmarks/run.py --quick` (tiny sizes: the figures mean nothing)"
+    how, when = how if args.quick else "`make bench`", time.gmtime(started)
+    intro = (
+        f"Made by {how} on {time.strftime('%Y-%m-%d %H:%M UTC', when)}, in "
+        f"{(time.time() - started) / 60:.1f} minutes, on:\n\n" + "\n".join(header) + "\n\n"
+        f"Times are hyperfine's medians, ± the standard deviation of its runs ({bench.s.runs} "
+        f"after {bench.s.warmup} warm-up, unless a section says otherwise); memory is the peak of a command's whole "
+        "process tree. [Measuring](measuring.md) explains how each part works.\n\n"
+    )
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text("# Benchmarks\n\n" + intro + "\n".join(sections).rstrip() + "\n")
+    print(f"Wrote {args.output}")
 
 
 if __name__ == "__main__":

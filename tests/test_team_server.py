@@ -10,12 +10,10 @@ from __future__ import annotations
 
 import json
 import os
-import pwd
 import re
 import shutil
 import signal
 import subprocess
-import tempfile
 import time
 import urllib.parse
 import urllib.request
@@ -25,6 +23,7 @@ from pathlib import Path
 import mlflow
 import pandas as pd
 import pytest
+from postgres_cluster import PG_BIN, throwaway_postgres
 
 from conftest import (
     DATA,
@@ -40,7 +39,6 @@ from conftest import (
 )
 
 MODEL_NAME = "breast-cancer-classifier"
-PG_BIN = Path("/usr/lib/postgresql/15/bin")
 # uvicorn's access log: one line per request, e.g.
 #   2026/11/26 10:02:05 INFO:     127.0.0.1:52140 - "POST /api/2.0/mlflow/runs/log-batch HTTP/1.1" 200 OK
 ACCESS_LINE = re.compile(r'"(GET|POST|PUT|PATCH|DELETE) (\S+) HTTP/[\d.]+" \d{3}')
@@ -52,107 +50,13 @@ MAX_REQUESTS_PER_RUN = 32
 # --- PostgreSQL -----------------------------------------------------------------------------
 
 
-def _as_postgres_user() -> list[str]:
-    """initdb and postgres refuse to run as root: run them as `nobody` when we are root."""
-    if os.geteuid() != 0:
-        return []
-    nobody = pwd.getpwnam("nobody")
-    return [
-        "setpriv",
-        f"--reuid={nobody.pw_uid}",
-        f"--regid={nobody.pw_gid}",
-        "--clear-groups",
-        "--",
-    ]
-
-
-@dataclass
-class Postgres:
-    """A throwaway PostgreSQL 15 cluster on a free loopback port, that a test can stop and start."""
-
-    base: Path
-    port: int
-    user: list[str]
-    env: dict[str, str]
-    process: subprocess.Popen | None = None
-
-    @property
-    def uri(self) -> str:
-        return f"postgresql+psycopg://mlflow@127.0.0.1:{self.port}/mlflow"
-
-    def start(self) -> None:
-        # Durability off: a test database is thrown away, and fsyncs cost seconds.
-        self.process = subprocess.Popen(
-            [*self.user, PG_BIN / "postgres", "-D", self.base / "data", "-p", str(self.port)]
-            + ["-k", self.base / "sockets", "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off"]
-            + ["-c", "synchronous_commit=off", "-c", "full_page_writes=off"],
-            env=self.env,
-            cwd=self.base,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=open(self.base / "postgres.log", "a"),
-            start_new_session=True,
-        )
-        deadline = time.monotonic() + 60
-        while run_command(
-            [PG_BIN / "pg_isready", "-q", "-h", "127.0.0.1", "-p", str(self.port)],
-            env=self.env,
-            cwd=self.base,
-            check=False,
-        ).returncode:
-            assert self.process.poll() is None, (self.base / "postgres.log").read_text()
-            assert time.monotonic() < deadline, "PostgreSQL did not start within 60 s"
-            time.sleep(0.2)
-
-    def stop(self) -> None:
-        """PostgreSQL's "fast shutdown" (SIGINT): clients cut off, shared memory released."""
-        if self.process is None:
-            return
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGINT)
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                pass
-        stop_process_group(self.process)
-        self.process = None
-
-
 @pytest.fixture
 def postgres():
-    """A throwaway cluster with an empty `mlflow` database, deleted afterwards.
-
-    It lives in its own temporary folder (owned by the unprivileged user that runs it; pytest's
-    tmp_path is private to root) and is stopped, whole process group, also when the test fails.
-    """
+    """A throwaway PostgreSQL 15 cluster with an empty `mlflow` database (postgres_cluster.py)."""
     if not (PG_BIN / "initdb").is_file():
         pytest.skip(f"PostgreSQL 15 binaries not found in {PG_BIN} (apt-get install postgresql-15)")
-    user = _as_postgres_user()
-    base = Path(tempfile.mkdtemp(prefix="mlflow-test-pg-"))
-    if user:
-        nobody = pwd.getpwnam("nobody")
-        os.chown(base, nobody.pw_uid, nobody.pw_gid)
-    cluster = Postgres(base=base, port=free_port(), user=user, env={**base_env(), "LC_ALL": "C"})
-    try:
-        run_command(
-            [*user, PG_BIN / "initdb", "-D", base / "data", "-U", "mlflow", "--auth=trust"]
-            + ["-E", "UTF8", "--locale=C", "--no-sync", "--no-instructions"],
-            env=cluster.env,
-            cwd=base,
-            timeout=120,
-        )
-        run_command([*user, "mkdir", base / "sockets"], env=cluster.env, cwd=base)
-        cluster.start()
-        run_command(
-            [PG_BIN / "createdb", "-h", "127.0.0.1", "-p", str(cluster.port), "-U", "mlflow"]
-            + ["mlflow"],
-            env=cluster.env,
-            cwd=base,
-        )
+    with throwaway_postgres() as cluster:
         yield cluster
-    finally:
-        cluster.stop()
-        shutil.rmtree(base, ignore_errors=True)
 
 
 # --- The tracking server --------------------------------------------------------------------
