@@ -38,7 +38,7 @@ def first_line(message) -> str:
     """
     lines = str(message).strip().splitlines()
     line = lines[0] if lines else type(message).__name__
-    failed = re.match(r"API request to (\S+) failed with exception (.*)", line)
+    failed = re.match(r"API request to (\S+) failed with (?:timeout )?exception (.*)", line)
     if failed:
         return f"request to {failed[1].split('?')[0]} failed: {http_failure(failed[2])}"
     return line
@@ -51,6 +51,8 @@ def http_failure(text) -> str:
         return f"HTTP {status[1]} responses"
     if errno := re.search(r"\[Errno -?\d+\] ([^'\")]+)", text):
         return errno[1].strip().lower()  # connection refused, name or service not known, ...
+    if re.search(r"(?i)SSL|certificate", text):
+        return "TLS failed (a self-signed server? see MLFLOW_TRACKING_SERVER_CERT_PATH)"
     if re.search(r"(?i)timed out|timeout", text):
         return "timed out"
     if re.search(r"Connection aborted|RemoteDisconnected", text):

@@ -94,13 +94,16 @@ def sync(folder: Path) -> None:
     kept = json.loads((folder / "run.json").read_text())
     if (folder / "synced.json").is_file():
         synced = json.loads((folder / "synced.json").read_text())
+        print(f"{folder}: already logged as run {synced['run_id']} to {synced['tracking_uri']}")
+        return
+    # The server the run was cut off from: its experiment id and run id mean nothing elsewhere.
+    elsewhere = os.environ.get("MLFLOW_TRACKING_URI", kept["tracking_uri"])
+    if elsewhere != kept["tracking_uri"]:
         raise SystemExit(
-            f"error: {folder} was already logged as run {synced['run_id']} to "
-            f"{synced['tracking_uri']}; delete the folder if you no longer need it"
+            f"error: {folder} was cut off from {kept['tracking_uri']}, but MLFLOW_TRACKING_URI "
+            f"names {elsewhere}; unset it, or edit tracking_uri in {folder / 'run.json'}"
         )
-    # The server the run was cut off from, unless MLFLOW_TRACKING_URI names another.
-    if "MLFLOW_TRACKING_URI" not in os.environ:
-        mlflow.set_tracking_uri(kept["tracking_uri"])
+    mlflow.set_tracking_uri(kept["tracking_uri"])
     guardrails.check_tracking_server()
     client = MlflowClient()
     experiment = client.get_experiment(kept["experiment_id"])
@@ -120,17 +123,18 @@ def sync(folder: Path) -> None:
             skops_trusted_types=saved.flavors["sklearn"].get("skops_trusted_types"),
         )
         mlflow.log_metrics(kept["metrics"], model_id=model_info.model_id)
+    synced = {"run_id": run.info.run_id, "tracking_uri": mlflow.get_tracking_uri()}
+    (folder / "synced.json").write_text(json.dumps(synced, indent=2) + "\n")  # never twice
 
-    # The run that was cut off is still RUNNING on the server: end it, pointing at this one.
+    # The run that was cut off points at this one, and ends FAILED if it is still RUNNING.
     try:
         orphan = client.get_run(kept["run_id"])
     except MlflowException:
-        orphan = None  # a different server, or the run is gone
-    if orphan is not None and orphan.info.status == "RUNNING":
+        orphan = None  # deleted meanwhile
+    if orphan is not None:
         client.set_tag(orphan.info.run_id, "replaced_by_run_id", run.info.run_id)
+    if orphan is not None and orphan.info.status == "RUNNING":
         client.set_terminated(orphan.info.run_id, "FAILED")
-    synced = {"run_id": run.info.run_id, "tracking_uri": mlflow.get_tracking_uri()}
-    (folder / "synced.json").write_text(json.dumps(synced, indent=2) + "\n")
 
     print(f"Run {kept['run_name']!r} logged to experiment {experiment.name!r} from {folder}")
     print(f"  run id: {run.info.run_id}")

@@ -215,7 +215,7 @@ class Bench:
             champion = champion.get_model_version_by_alias(MODEL_NAME, "champion").run_id
             other = next(r.info.run_name for r in trained if r.info.run_id != champion)
             commands = {
-                "`--version 1`: roll back, no gate": (self.store("champion"), "--version 1"),
+                "`--version 1`: move the alias, no gate": (self.store("champion"), "--version 1"),
                 "first champion: the gate evaluates 1 model": (self.store("trained"), ""),
                 f"`--force` {other}: 2 models": (
                     self.store("champion"),
@@ -243,7 +243,7 @@ class Bench:
             rows,
             "the gate is most of a promotion's time (loading each model, and MLflow drawing its "
             "evaluation plots), and a rollback skips it. The number of runs hardly matters: "
-            "ranking is one indexed query that returns the top five.",
+            "ranking is one indexed query that returns the top few.",
         )
 
     def serving(self):
@@ -274,7 +274,7 @@ class Bench:
         return (
             "4. Serving",
             f"`serve_model.sh` (`mlflow models serve`, 1 worker) on 127.0.0.1 under wrk, "
-            f"{self.s.wrk_seconds} s per row; each answer was first checked against `predict()` "
+            f"{self.s.wrk_seconds} s per table row; each answer was first checked against `predict()` "
             f"in-process (last column: its p50 / p99). Peak memory of the server's processes: "
             f"{memory:.0f} MiB.",
             "rows / request | connections | p50 | p99 | requests/s | errors | in-process",
@@ -336,7 +336,7 @@ class Bench:
             "backend | clients | runs finished | runs / min | p50 ms | p99 ms | failed requests | runs whole",
             rows,
             "on two cores the clients and the server share the CPU, so runs per minute level off "
-            "early. Watch the failed requests (with the status and the endpoint): with retries "
+            "early. Watch the failed requests (each listed with its status and endpoint): with retries "
             "on, as the scripts run, MLflow tries those again, so they cost time, not runs.",
         )
 

@@ -347,13 +347,15 @@ def test_ctrl_c_during_training_ends_the_run_as_failed(store):
     try:
         deadline = time.monotonic() + 60
         runs = []
-        while time.monotonic() < deadline and not runs:
+        # Wait for the training data to be logged, the last write before fit(): the signal then
+        # interrupts training, not a write to SQLite (which could leave the store locked).
+        while time.monotonic() < deadline and not (runs and runs[0].inputs.dataset_inputs):
             time.sleep(0.5)
             experiment = store.client.get_experiment_by_name(RFC_EXPERIMENT)
             if experiment:
                 runs = store.client.search_runs([experiment.experiment_id])
-        assert runs and runs[0].info.status == "RUNNING"
-        time.sleep(1)  # let log_params/log_input finish, so training is what gets interrupted
+        assert runs and runs[0].info.status == "RUNNING" and runs[0].inputs.dataset_inputs
+        time.sleep(0.5)
         process.send_signal(signal.SIGINT)
         _, stderr = process.communicate(timeout=60)
     finally:
