@@ -334,9 +334,11 @@ def test_bad_network_settings_are_refused_before_any_run(store, args, expected):
 
 
 def test_ctrl_c_during_training_ends_the_run_as_failed(store):
-    # A forest big enough that training is still going when the signal arrives.
+    # A forest big enough that training is still going when the signal arrives (10 s or more
+    # here), small enough that its end comes within the timeout below even if the interrupt is
+    # only acted on once the trees in progress are built (seen twice on a loaded machine).
     process = subprocess.Popen(
-        [PYTHON, str(REPO / "train_rfc.py"), "--n-estimators", "50000"],
+        [PYTHON, str(REPO / "train_rfc.py"), "--n-estimators", "5000"],
         env=store.env,
         cwd=store.root,
         stderr=subprocess.PIPE,
@@ -357,7 +359,7 @@ def test_ctrl_c_during_training_ends_the_run_as_failed(store):
         assert runs and runs[0].info.status == "RUNNING" and runs[0].inputs.dataset_inputs
         time.sleep(0.5)
         process.send_signal(signal.SIGINT)
-        _, stderr = process.communicate(timeout=60)
+        _, stderr = process.communicate(timeout=90)
     finally:
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGKILL)
@@ -368,4 +370,4 @@ def test_ctrl_c_during_training_ends_the_run_as_failed(store):
     assert errors == ["error: interrupted (a run in progress was ended as FAILED)"]
     run = store.client.get_run(runs[0].info.run_id)
     assert run.info.status == RunStatus.to_string(RunStatus.FAILED)
-    assert run.data.params["n_estimators"] == "50000"  # what was logged before is kept
+    assert run.data.params["n_estimators"] == "5000"  # what was logged before is kept
