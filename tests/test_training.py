@@ -345,6 +345,9 @@ def test_ctrl_c_during_training_ends_the_run_as_failed(store):
         stdout=subprocess.PIPE,
         text=True,
         start_new_session=True,
+        # Ctrl-C's default, even when this suite runs as a background job (`make test &`), whose
+        # children inherit SIGINT ignored and would train on through the signal.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     try:
         deadline = time.monotonic() + 60
