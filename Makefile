@@ -141,6 +141,13 @@ test: env
 	$(call install_extras,requirements/test.txt)
 	python -m pytest -n 2
 
+## test-quick: the edit loop's subset, under 2 minutes: the quickstart and its promotion, both
+## training scripts, the registry and the gate, the docs' own checks and chapters 1-2 as written
+.PHONY: test-quick
+test-quick: env
+	$(call install_extras,requirements/test.txt)
+	python -m pytest -n 2 --quick
+
 ## test-pythons: the tutorial end to end under Python 3.11, 3.12 and 3.13 (each found by
 ## version: python3.X or uv), in fresh clones in a folder with a space (tests/pythons.sh)
 .PHONY: test-pythons

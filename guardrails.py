@@ -1,8 +1,8 @@
-"""Guardrails: what turns a reader's mistake into one clear line. Not the lesson.
+"""Guardrails: what turns a reader's mistake into one clear line, and the messages. Not the lesson.
 
-The lesson scripts (`train_rfc.py`, `train_ann.py`, `register_model.py`, `predict.py`) run
-without this file: copy one into your own project and it works there, with Python's own error
-messages. In this repository they import it for four things a tutorial owes its readers:
+The training scripts (`train_rfc.py`, `train_ann.py`, `tune_rfc.py`) run without this file:
+copy one into your own project and it works there, with Python's own error messages. The other
+scripts import it. What it does for them:
 
 - `strict(parser)`: a flag out of range (`--n-estimators 0`) is refused before anything is
   logged, in one line instead of argparse's usage block or scikit-learn's traceback;
@@ -12,6 +12,8 @@ messages. In this repository they import it for four things a tutorial owes its 
 - `check_tracking_server()`: against a tracking server (`MLFLOW_TRACKING_URI=http://...`), one
   quick request before any work, so that a server that is down is one line in seconds, not
   minutes of MLflow's silent retries; and retries bounded for the rest of the run;
+- register_model.py's and promotion_gate.py's diagnostics and wording: why nothing ranks, a
+  run or version that does not exist, evaluation rows that do not fit the models, the verdict;
 - `exit_on_error(main)`: whatever still goes wrong (an MLflow error, Ctrl-C) ends as one line
   on stderr and a non-zero exit, never a traceback. A run in progress has already been ended
   as FAILED by its `with mlflow.start_run()` block, so none is left RUNNING.
@@ -26,6 +28,7 @@ import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import NoReturn
 
 import pandas as pd
 
@@ -226,6 +229,200 @@ def check_tracking_server(timeout: float = 5) -> None:
             f"error: the tracking server at {uri} answers HTTP {answer.status_code}: see its "
             "log (is its database up?)"
         )
+
+
+# --- register_model.py and promotion_gate.py: diagnostics and wording -----------------------
+
+
+def stop(message: str, alias: str = "champion") -> NoReturn:
+    """Exit with one line that also says the alias did not move."""
+    raise SystemExit(f"error: {message}; the {alias!r} alias was left unchanged")
+
+
+def existing_store(path: Path) -> Path:
+    """The tutorial's store; MLflow would create an empty one, so say what is missing instead."""
+    if not path.exists():
+        raise SystemExit(f"error: no store at {path}; train first: python train_rfc.py")
+    return path
+
+
+def check_version_exists(client, model_name: str, version: str, alias: str) -> None:
+    from mlflow.exceptions import MlflowException
+
+    try:
+        client.get_model_version(model_name, version)
+    except MlflowException:
+        stop(f"model {model_name!r} has no version {version}", alias)
+
+
+def run_asked_for(args, default_experiments):
+    """The run of --run-id, or the newest finished run named --run-name."""
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    if args.run_id:
+        try:
+            return mlflow.get_run(args.run_id)
+        except MlflowException:
+            stop(f"no run with id {args.run_id!r}", args.alias)
+    names = args.experiment_name or default_experiments
+    experiments = [mlflow.get_experiment_by_name(name) for name in names]
+    runs = mlflow.search_runs(
+        experiment_ids=[e.experiment_id for e in experiments if e is not None],
+        filter_string=f"attributes.run_name = '{args.run_name}' and attributes.status = 'FINISHED'",
+        order_by=["attributes.start_time DESC"],
+        max_results=1,
+        output_format="list",
+    )
+    if not runs:
+        stop(f"no finished run named {args.run_name!r} in {', '.join(names)}", args.alias)
+    return runs[0]
+
+
+def nothing_ranks(experiment_names, metric) -> NoReturn:
+    """Say why nothing ranks: no experiment, no finished run, no such metric, or no model."""
+    import mlflow
+
+    store, names = mlflow.get_tracking_uri(), ", ".join(experiment_names)
+    experiments = [mlflow.get_experiment_by_name(name) for name in experiment_names]
+    ids = [e.experiment_id for e in experiments if e is not None]
+    if not ids:
+        quoted = " or ".join(map(repr, experiment_names))
+        raise SystemExit(
+            f"error: no experiment named {quoted} in {store}; train first: python train_rfc.py"
+        )
+    finished = mlflow.search_runs(
+        experiment_ids=ids,
+        filter_string="attributes.status = 'FINISHED'",
+        max_results=1,
+        output_format="list",
+    )
+    if not finished:
+        raise SystemExit(
+            f"error: no finished run with metric {metric!r} in {names} ({store}); "
+            "train one first: python train_rfc.py"
+        )
+    logged = sorted(finished[0].data.metrics)
+    if metric in logged:  # e.g. runs copied from another store without their models
+        raise SystemExit(
+            f"error: runs in {names} log {metric!r}, but none logged a model with it; "
+            "train one with a model: python train_rfc.py"
+        )
+    raise SystemExit(
+        f"error: no finished run logged the metric {metric!r} (runs log: {', '.join(logged)})"
+    )
+
+
+def print_leaderboard(runs, metric, experiment_names) -> None:
+    import mlflow
+
+    key_params = "n_estimators max_depth min_samples_leaf hidden_layer_sizes alpha".split()
+    key_params.append("learning_rate_init")
+    plural = "s" * (len(runs) > 1)
+    print(
+        f"Top {len(runs)} run{plural} with a logged model, by {metric}, in {', '.join(experiment_names)}:"
+    )
+    for rank, run in enumerate(runs, start=1):
+        experiment = mlflow.get_experiment(run.info.experiment_id).name
+        params = " ".join(f"{k}={run.data.params[k]}" for k in key_params if k in run.data.params)
+        print(
+            f"  {rank}. {run.data.metrics[metric]:.4f}  {experiment:<30} "
+            f"{run.info.run_name:<20} {params}"
+        )
+
+
+def model_of_run(run, alias: str):
+    """The model a run logged: what the gate evaluates and the registry versions."""
+    import mlflow
+
+    models = mlflow.search_logged_models(
+        experiment_ids=[run.info.experiment_id],
+        filter_string=f"source_run_id = '{run.info.run_id}'",
+        output_format="list",
+    )
+    if not models:
+        stop(f"run {run.info.run_name!r} ({run.info.run_id}) logged no model", alias)
+    return models[0]
+
+
+def read_eval_rows(args, models: dict) -> pd.DataFrame:
+    """The gate's held-back rows, fitted to the models, or one line saying why they do not fit.
+
+    `models` maps "challenger" (and "champion") to their ModelInfo. Labels are read as text,
+    as the models predict them, whatever the CSV holds (0/1, true/false, names).
+    """
+    path, target, alias = args.eval_data, args.target, args.alias
+    if not Path(path).is_file():  # register_model.py run elsewhere, without data/
+        stop(
+            f"no evaluation data at {path}; pass rows no model trained on with --eval-data PATH",
+            alias,
+        )
+    frame = read_csv(path)
+    if target not in frame.columns:
+        stop(f"{path} has no column {target!r} (choose it with --target)", alias)
+    for who, info in models.items():
+        needed = info.signature.inputs.input_names() if info.signature else []
+        missing = [name for name in needed if name not in frame.columns]
+        if missing:
+            stop(f"{path} lacks columns the {who} needs: {', '.join(map(str, missing))}", alias)
+    # The models' labels, from their signatures: the tutorial's scripts train on label names
+    # (text), whatever the CSV holds, so the held-back labels are read as text too. MLflow's
+    # evaluate warns on numeric labels (and misorders a positive label that is not the
+    # largest): a model that predicts numbers is refused here, before anything is logged.
+    for who, info in models.items():
+        outputs = info.signature.outputs if info.signature else None
+        kind = outputs.numpy_types()[0].kind if outputs else "O"
+        if kind not in "OUS":
+            stop(
+                f"the {who} predicts numbers, not label names; the gate scores names: train it "
+                "on names (e.g. y.map({0: 'malignant', 1: 'benign'})), as the scripts do",
+                alias,
+            )
+    frame[target] = frame[target].astype(str)
+    labels = sorted(frame[target].unique())
+    if len(labels) == 2 and args.pos_label not in labels:
+        stop(
+            f"--pos-label {args.pos_label!r} is not a label of {path} (labels: {', '.join(labels)})",
+            alias,
+        )
+    return frame
+
+
+def why_it_passed(against: str, min_f1_gain: float) -> str:
+    return f"beats {against} on f1_score by at least {min_f1_gain} and recall_score is not lower"
+
+
+def decision_name(verdict: str, forced: str, challenger: str, against: str) -> str:
+    """'promoted: a over version 1', 'refused: b vs version 2', 'forced: ...', 'promoted: c, the first champion'."""
+    outcome = "forced" if forced == "true" else verdict
+    if against == "no champion":
+        return f"{outcome}: {challenger}, the first champion"
+    return f"{outcome}: {challenger} {'vs' if verdict == 'refused' else 'over'} {against}"
+
+
+def report_verdict(verdict, reason, failures, run, decision, args, champion) -> None:
+    """The gate's last lines: promoted, forced, or refused (one line per failed check, exit 1)."""
+    where = f"decision run {decision.info.run_id} in {args.promotion_experiment!r}"
+    if verdict == "refused":
+        for line in failures:
+            print(f"refused: {line}", file=sys.stderr)
+        raise SystemExit(
+            f"error: the gate refused {run.info.run_name!r} ({where}); the {args.alias!r} alias "
+            f"stays on version {champion.version} (--force promotes anyway)"
+        )
+    if failures:
+        print(f"Forced past the gate ({'; '.join(failures)}); recorded in {where}.")
+    else:
+        print(f"Gate: promoted, {reason} ({where}).")
+
+
+def say_alias_moved(alias: str, previous, version) -> None:
+    if previous is None:
+        print(f"Alias {alias!r} now points at version {version}.")
+    elif str(previous) == str(version):
+        print(f"Alias {alias!r} already pointed at version {version}.")
+    else:
+        print(f"Alias {alias!r} moved: version {previous} -> version {version}.")
 
 
 # --- Everything else ------------------------------------------------------------------------

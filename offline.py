@@ -37,19 +37,19 @@ KEPT = HERE / "offline-runs"
 
 
 @contextlib.contextmanager
-def keep_if_logging_fails(run, model, *, params, tags, metrics, figures, **model_options):
+def keep_if_logging_fails(run, model, params, tags, metrics, figure, model_options):
     """Run the block; if it raises, save everything it was logging, and exit with one line.
 
-    `model_options` are the keyword arguments of `mlflow.sklearn.log_model` besides the model
-    and its name (signature, input_example, pip_requirements, skops_trusted_types...).
+    `figure` is the run's confusion_matrix.png; `model_options` are the keyword arguments of
+    `mlflow.sklearn.log_model` besides the model and its name (signature, input_example,
+    pip_requirements, skops_trusted_types...).
     """
     try:
         yield
     except Exception as exc:
         folder = KEPT / f"{run.info.run_name}-{run.info.run_id[:8]}"
         mlflow.sklearn.save_model(model, folder / "model", **model_options)
-        for name, figure in figures.items():
-            figure.savefig(folder / name)
+        figure.savefig(folder / "confusion_matrix.png")
         kept = {
             "tracking_uri": mlflow.get_tracking_uri(),
             "experiment_id": run.info.experiment_id,

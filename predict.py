@@ -4,7 +4,9 @@ What you learn here: `models:/<name>@champion` is all a client needs to know. Lo
 `mlflow.pyfunc.load_model`, any MLflow model (scikit-learn here, anything else tomorrow) has the
 same `predict(DataFrame)`; served with `serve_model.sh`, it answers the same rows over HTTP.
 Both paths check the input against the model's signature, so a missing column or text in a
-numeric column is refused instead of silently mispredicted.
+numeric column is refused instead of silently mispredicted. Before loading, the model's MLmodel
+is read and checked (check_model.py): loading a model runs what its files say, so only a
+scikit-learn model in skops format that trusts nothing beyond your TRUSTED_TYPES is loaded.
 
 Run it after `python register_model.py`:
 
@@ -23,26 +25,28 @@ from pathlib import Path
 
 import mlflow
 import pandas as pd
+from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
-try:  # one-line errors for a bad CSV and MLflow's own exceptions; this file runs without it
-    import guardrails
-except ModuleNotFoundError:
-    guardrails = None
+import guardrails
+from check_model import check_model
 
 HERE = Path(__file__).resolve().parent
 ROWS = HERE / "data" / "sample_rows.csv"
 MODEL_NAME = "breast-cancer-classifier"
 
 
-def predict_locally(model_uri: str, rows: pd.DataFrame) -> list:
-    try:
-        model = mlflow.pyfunc.load_model(model_uri)
+def predict_locally(model_name: str, alias: str, rows: pd.DataFrame) -> list:
+    try:  # the alias, pinned to a version: the version checked is the version loaded
+        version = MlflowClient().get_model_version_by_alias(model_name, alias).version
     except MlflowException as exc:
         raise SystemExit(
-            f"error: cannot load {model_uri} from {mlflow.get_tracking_uri()} "
-            f"({first_line(exc)}); run `python register_model.py` first"
+            f"error: cannot load models:/{model_name}@{alias} from {mlflow.get_tracking_uri()} "
+            f"({guardrails.first_line(exc)}); run `python register_model.py` first"
         ) from None
+    model_uri = f"models:/{model_name}/{version}"
+    check_model(model_uri)  # its MLmodel only: one line, and nothing loaded, if not trusted
+    model = mlflow.pyfunc.load_model(model_uri)
     # Keep the columns the signature names (a CSV may carry the label or an id column too).
     # Whatever is missing or mistyped is then caught by MLflow's signature check in predict().
     wanted = model.metadata.get_input_schema().input_names()
@@ -77,16 +81,12 @@ def predict_via_server(url: str, rows: pd.DataFrame) -> list:
 
 def schema_error(message) -> str:
     """MLflow's schema errors print the whole frame, then '. Error: <the reason>'."""
-    return first_line(str(message).rpartition(". Error: ")[2])
-
-
-def first_line(message) -> str:
-    return str(message).strip().splitlines()[0]
+    return guardrails.first_line(str(message).rpartition(". Error: ")[2])
 
 
 def main(argv=None):
     args = parse_args(argv)
-    rows = guardrails.read_csv(args.data) if guardrails else pd.read_csv(args.data)
+    rows = guardrails.read_csv(args.data)
     if args.url:
         predictions = predict_via_server(args.url, rows)
     else:
@@ -97,9 +97,8 @@ def main(argv=None):
             if not store.exists():  # MLflow would create an empty one; say what is missing
                 raise SystemExit(f"error: no store at {store}; train and register first")
             mlflow.set_tracking_uri(f"sqlite:///{store}")
-        elif guardrails:  # a tracking server: a dead one fails in seconds, not minutes
-            guardrails.check_tracking_server()
-        predictions = predict_locally(f"models:/{args.model_name}@{args.alias}", rows)
+        guardrails.check_tracking_server()  # a server that is down: one line in seconds
+        predictions = predict_locally(args.model_name, args.alias, rows)
     result = pd.DataFrame({"prediction": predictions})
     result.to_csv(args.output or sys.stdout, index=False)
     if args.output:
@@ -144,13 +143,9 @@ def parse_args(argv=None):
     parser.add_argument(
         "--alias", default="champion", help="alias of the version to load (default: %(default)s)"
     )
-    if guardrails:
-        guardrails.strict(parser)
+    guardrails.strict(parser)  # a bad flag printed as one line
     return parser.parse_args(argv)
 
 
 if __name__ == "__main__":
-    if guardrails:
-        guardrails.exit_on_error(main)
-    else:
-        main()
+    guardrails.exit_on_error(main)

@@ -24,12 +24,14 @@ import sys
 from pathlib import Path
 
 import mlflow
+from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 from pyspark.errors import PySparkException
 from pyspark.sql import SparkSession
 from pyspark.sql.functions import coalesce, col, struct, when
 
 import guardrails
+from check_model import check_model
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_ROWS = HERE / "data" / "sample_rows.csv"
@@ -102,16 +104,18 @@ def start_spark(master: str) -> SparkSession:
     )
 
 
-def feature_columns(model_uri: str) -> list[str]:
-    """The columns the model's signature asks for, in order."""
+def checked_model(model_name: str, alias: str) -> tuple[str, list[str]]:
+    """The alias pinned to its version, checked before anything loads it; and its columns."""
     try:
-        signature = mlflow.models.get_model_info(model_uri).signature
+        version = MlflowClient().get_model_version_by_alias(model_name, alias).version
     except MlflowException as exc:
         raise SystemExit(
-            f"error: cannot load {model_uri} from {mlflow.get_tracking_uri()} "
+            f"error: cannot load models:/{model_name}@{alias} from {mlflow.get_tracking_uri()} "
             f"({guardrails.first_line(exc)}); run `python register_model.py` first"
         ) from None
-    return signature.inputs.input_names()
+    model_uri = f"models:/{model_name}/{version}"
+    info = check_model(model_uri)  # its MLmodel only: one line, and nothing loaded, if untrusted
+    return model_uri, info.signature.inputs.input_names()
 
 
 def drop_local_env_notice(record: logging.LogRecord) -> bool:
@@ -133,8 +137,7 @@ def main(argv=None):
         mlflow.set_tracking_uri(f"sqlite:///{store}")
     else:  # a tracking server: a dead one fails in seconds, not minutes
         guardrails.check_tracking_server()
-    model_uri = f"models:/{args.model_name}@{args.alias}"
-    features = feature_columns(model_uri)
+    model_uri, features = checked_model(args.model_name, args.alias)
 
     logging.getLogger("mlflow.pyfunc").addFilter(drop_local_env_notice)
 

@@ -3,6 +3,7 @@
 #
 # What you learn here: a registered model is served by name and alias, never by path, so
 # promoting or rolling back (register_model.py) changes what the next server start serves.
+# Before the server loads it, the model's MLmodel is checked against check_model.py's list.
 #
 #   ./serve_model.sh                  # http://127.0.0.1:5001, the store at the repository root
 #   PORT=6000 ./serve_model.sh        # another port
@@ -50,17 +51,28 @@ if ! command -v mlflow >/dev/null; then
 fi
 python="$(dirname "$(command -v mlflow)")/python"
 
-model_uri="models:/$MODEL_NAME@$ALIAS"
-# Fail in one line, before the server starts, if there is nothing to serve.
-if ! version="$("$python" - "$MODEL_NAME" "$ALIAS" 2>/dev/null <<'PY'
+# The alias, pinned to the version it points at now: the version checked is the version served.
+# check_model.py reads that version's MLmodel (YAML, no model loaded) and refuses, in one line, a
+# model that is not scikit-learn in skops format or asks to trust types you have not listed.
+if ! version="$("$python" - "$repo" "$MODEL_NAME" "$ALIAS" <<'PY'
 import sys
-from mlflow import MlflowClient
-print(MlflowClient().get_model_version_by_alias(sys.argv[1], sys.argv[2]).version)
+
+sys.path.insert(0, sys.argv[1])
+from check_model import check_model
+from mlflow import MlflowClient, MlflowException, get_tracking_uri
+
+try:
+    version = MlflowClient().get_model_version_by_alias(sys.argv[2], sys.argv[3]).version
+except MlflowException:
+    where = f"models:/{sys.argv[2]}@{sys.argv[3]} in {get_tracking_uri()}"
+    sys.exit(f"error: no {where}; run 'python register_model.py' first")
+check_model(f"models:/{sys.argv[2]}/{version}")
+print(version)
 PY
 )"; then
-    echo "error: no $model_uri in $MLFLOW_TRACKING_URI; run 'python register_model.py' first" >&2
     exit 1
 fi
+model_uri="models:/$MODEL_NAME/$version"
 
 # A busy port would end in a long uvicorn traceback; say it in one line instead.
 if ! "$python" -c "import socket, sys; socket.create_server((sys.argv[1], int(sys.argv[2]))).close()" \
@@ -71,7 +83,7 @@ fi
 
 request="data/sample_request.json"
 [ "$PWD" = "$repo" ] || request="$repo/$request"
-echo "Serving $model_uri (version $version) on http://$HOST:$PORT"
+echo "Serving models:/$MODEL_NAME@$ALIAS (version $version) on http://$HOST:$PORT"
 echo "Try it from another terminal:"
 echo "  curl -s http://$HOST:$PORT/invocations -H 'Content-Type: application/json' --data @$request"
 echo

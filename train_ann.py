@@ -16,8 +16,9 @@ Then run `make ui`, open http://127.0.0.1:5000, pick the experiment
 "breast-cancer-neural-network" and compare test_f1 against alpha.
 
 Copy it: this file alone runs in any folder of yours (`python train_ann.py --data yours.csv
---target label`). Here it also imports guardrails.py and offline.py: bad input fails in one clear line, and a
-tracking server that goes away mid-run costs no trained model (docs/team-server.md).
+--target label`). In this repository it also uses guardrails.py and offline.py (the block at
+the bottom): bad input fails in one clear line, and a tracking server that goes away mid-run
+costs no trained model (docs/team-server.md).
 """
 
 import argparse
@@ -46,12 +47,6 @@ from sklearn.neural_network import MLPClassifier
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
-try:  # one-line errors, and a fallback for a tracking server that goes away; this file runs
-    import guardrails  # without them
-    import offline
-except ModuleNotFoundError:
-    guardrails = offline = None
-
 HERE = Path(__file__).resolve().parent
 EXPERIMENT = "breast-cancer-neural-network"
 # 455 of the dataset's 569 rows. The other 114 (data/breast_cancer_eval.csv) are held back:
@@ -62,9 +57,102 @@ TARGET = "diagnosis"
 # exactly one beyond numpy and scikit-learn's estimators: the Adam optimiser's saved state.
 # For your own model, ask skops: skops.io.get_untrusted_types(data=skops.io.dumps(model)).
 SKOPS_TRUSTED_TYPES = ["sklearn.neural_network._stochastic_optimizers.AdamOptimizer"]
+# Listing the model's requirements skips MLflow's slow inference of them.
+PIP_REQUIREMENTS = [
+    f"mlflow=={mlflow.__version__}",
+    f"scikit-learn=={sklearn.__version__}",
+    f"skops=={skops.__version__}",
+]
 
 
-def test_scores(y_true, y_pred, y_proba, classes) -> dict[str, float]:
+def main(argv=None):
+    args = parse_args(argv)
+
+    # The data: one label column, every other column a numeric feature.
+    check_training_csv(args.data, args.target, args.test_size)
+    features = pd.read_csv(args.data)
+    # Labels are category names, even when spelled 0/1: the model then predicts strings, and
+    # its signature has a string output (an integer output makes MLflow warn about NaNs).
+    labels = features.pop(args.target).astype(str)
+    # Float features, for the same reason: an integer column makes MLflow warn that it cannot
+    # hold a missing value at serving time. As float64, a missing value is simply NaN.
+    features = features.astype("float64")
+    X_train, X_test, y_train, y_test = train_test_split(
+        features, labels, test_size=args.test_size, stratify=labels, random_state=args.seed
+    )
+    network = MLPClassifier(
+        hidden_layer_sizes=args.hidden_layers,
+        activation=args.activation,
+        alpha=args.alpha,
+        learning_rate_init=args.learning_rate,
+        max_iter=args.max_iter,
+        random_state=args.seed,
+    )
+    # Neural networks train badly on unscaled features; the scaler travels with the model.
+    model = Pipeline([("scale", StandardScaler()), ("mlp", network)])
+    layers = "x".join(map(str, args.hidden_layers))
+    run_name = args.run_name or f"mlp-{layers}-alpha{args.alpha:g}"
+    tags = {"model_family": "neural_network", "script": "train_ann.py"}
+    params = {
+        **network.get_params(),
+        "data": args.data.name,
+        "target": args.target,
+        "test_size": args.test_size,
+    }
+    # Which rows trained the model: the UI shows them under "Datasets used".
+    training_data = mlflow.data.from_pandas(
+        X_train.assign(**{args.target: y_train}),
+        source=LocalArtifactDatasetSource(str(args.data.resolve())),
+        targets=args.target,
+        name=args.data.stem,
+    )
+
+    # Where the runs go: MLflow 3's default store, a SQLite file for runs and a folder for
+    # artifacts, both next to this file whatever folder you start it from (MLflow would put
+    # artifacts in ./mlruns of the current folder). MLFLOW_TRACKING_URI overrides it.
+    if "MLFLOW_TRACKING_URI" not in os.environ:
+        mlflow.set_tracking_uri(f"sqlite:///{HERE / 'mlflow.db'}")
+        if mlflow.get_experiment_by_name(args.experiment_name) is None:
+            artifacts = (HERE / "mlruns" / args.experiment_name).as_uri()
+            mlflow.create_experiment(args.experiment_name, artifact_location=artifacts)
+    check_tracking_server()  # a server that is down: one line in seconds, not minutes of retries
+    mlflow.set_experiment(args.experiment_name)
+
+    with mlflow.start_run(run_name=run_name) as run:
+        mlflow.set_tags(tags)
+        # Batch the params: against a tracking server every call is one HTTP request.
+        mlflow.log_params(params)
+        mlflow.log_input(training_data, context="training")
+
+        model.fit(X_train, y_train)
+        y_pred = model.predict(X_test)
+        metrics = held_out_scores(y_test, y_pred, model.predict_proba(X_test), model.classes_)
+        figure = confusion_matrix_figure(y_test, y_pred, model.classes_, title=run_name)
+        # A tag you can filter on later: `tags.converged = "False"` finds the runs to redo.
+        tags["converged"] = str(network.n_iter_ < args.max_iter)
+        model_options = dict(
+            # The signature lets the server and `predict.py` reject malformed input.
+            signature=infer_signature(X_train, y_pred),
+            input_example=X_train.head(3),
+            pip_requirements=PIP_REQUIREMENTS,
+            skops_trusted_types=SKOPS_TRUSTED_TYPES,
+        )
+
+        # Only logging from here on. If the tracking server goes away now, the fitted model is
+        # kept in offline-runs/ instead of lost (offline.py).
+        with keep_if_logging_fails(run, model, params, tags, metrics, figure, model_options):
+            mlflow.set_tag("converged", tags["converged"])
+            # log_figure writes the PNG straight into the run: no file left in your folder.
+            mlflow.log_figure(figure, "confusion_matrix.png")
+            model_info = mlflow.sklearn.log_model(model, name="model", **model_options)
+            # The scores go to the run and, through model_id, to the model it logged: the
+            # model's page then shows them, and search_logged_models() can rank models by them.
+            mlflow.log_metrics(metrics, model_id=model_info.model_id)
+
+    print_summary(run, args.experiment_name, metrics)
+
+
+def held_out_scores(y_true, y_pred, y_proba, classes) -> dict[str, float]:
     """Accuracy, precision, recall, F1 and ROC AUC on the held-out rows.
 
     With two classes the second one (`malignant` here) is the positive class, as in
@@ -104,124 +192,21 @@ def confusion_matrix_figure(y_true, y_pred, classes, title: str) -> Figure:
     return figure
 
 
-def main(argv=None):
-    args = parse_args(argv)
-
-    # The data: one label column, every other column a numeric feature.
-    if guardrails:
-        guardrails.check_training_csv(args.data, args.target, args.test_size)
-    features = pd.read_csv(args.data)
-    # Labels are category names, even when spelled 0/1: the model then predicts strings, and
-    # its signature has a string output (an integer output makes MLflow warn about NaNs).
-    labels = features.pop(args.target).astype(str)
-    # Float features, for the same reason: an integer column makes MLflow warn that it cannot
-    # hold a missing value at serving time. As float64, a missing value is simply NaN.
-    features = features.astype("float64")
-    X_train, X_test, y_train, y_test = train_test_split(
-        features, labels, test_size=args.test_size, stratify=labels, random_state=args.seed
-    )
-    network = MLPClassifier(
-        hidden_layer_sizes=args.hidden_layers,
-        activation=args.activation,
-        alpha=args.alpha,
-        learning_rate_init=args.learning_rate,
-        max_iter=args.max_iter,
-        random_state=args.seed,
-    )
-    # Neural networks train badly on unscaled features; the scaler travels with the model.
-    model = Pipeline([("scale", StandardScaler()), ("mlp", network)])
-    layers = "x".join(map(str, args.hidden_layers))
-    run_name = args.run_name or f"mlp-{layers}-alpha{args.alpha:g}"
-
-    # Where the runs go: MLflow 3's default store, a SQLite file for runs and a folder for
-    # artifacts, both next to this file whatever folder you start it from (MLflow would put
-    # artifacts in ./mlruns of the current folder). MLFLOW_TRACKING_URI overrides it.
-    if "MLFLOW_TRACKING_URI" not in os.environ:
-        mlflow.set_tracking_uri(f"sqlite:///{HERE / 'mlflow.db'}")
-        if mlflow.get_experiment_by_name(args.experiment_name) is None:
-            artifacts = (HERE / "mlruns" / args.experiment_name).as_uri()
-            mlflow.create_experiment(args.experiment_name, artifact_location=artifacts)
-    elif guardrails:  # a tracking server: one quick request, so that a dead one fails in seconds
-        guardrails.check_tracking_server()
-    mlflow.set_experiment(args.experiment_name)
-
-    with mlflow.start_run(run_name=run_name) as run:
-        tags = {"model_family": "neural_network", "script": "train_ann.py"}
-        mlflow.set_tags(tags)
-        params = {
-            **network.get_params(),
-            "data": args.data.name,
-            "target": args.target,
-            "test_size": args.test_size,
-        }
-        # Batch the params: against a tracking server every call is one HTTP request.
-        mlflow.log_params(params)
-        # Record which rows trained the model; the UI shows it under "Datasets used".
-        training_data = mlflow.data.from_pandas(
-            X_train.assign(**{args.target: y_train}),
-            source=LocalArtifactDatasetSource(str(args.data.resolve())),
-            targets=args.target,
-            name=args.data.stem,
-        )
-        mlflow.log_input(training_data, context="training")
-
-        model.fit(X_train, y_train)
-        y_pred = model.predict(X_test)
-        metrics = test_scores(y_test, y_pred, model.predict_proba(X_test), model.classes_)
-        figure = confusion_matrix_figure(y_test, y_pred, model.classes_, title=run_name)
-        model_options = dict(
-            # The signature lets the server and `predict.py` reject malformed input.
-            signature=infer_signature(X_train, y_pred),
-            input_example=X_train.head(3),
-            # Listing the requirements skips MLflow's slow inference of them.
-            pip_requirements=[
-                f"mlflow=={mlflow.__version__}",
-                f"scikit-learn=={sklearn.__version__}",
-                f"skops=={skops.__version__}",
-            ],
-            skops_trusted_types=SKOPS_TRUSTED_TYPES,
-        )
-
-        # Only logging from here on. Should a tracking server go away now, offline.py keeps the
-        # fitted model, its scores and its figure in a local folder, and says how to log them
-        # once the server is back (docs/team-server.md).
-        keep = contextlib.nullcontext()
-        if offline:
-            figures = {"confusion_matrix.png": figure}
-            keep = offline.keep_if_logging_fails(
-                run,
-                model,
-                params=params,
-                tags=tags,
-                metrics=metrics,
-                figures=figures,
-                **model_options,
-            )
-        with keep:
-            # A tag you can filter on later: `tags.converged = "False"` finds the runs to redo.
-            tags["converged"] = str(network.n_iter_ < args.max_iter)
-            mlflow.set_tag("converged", tags["converged"])
-            # log_figure writes the PNG straight into the run: no file left in your folder.
-            mlflow.log_figure(figure, "confusion_matrix.png")
-            model_info = mlflow.sklearn.log_model(model, name="model", **model_options)
-            # The scores go to the run and, through model_id, to the model it logged: the
-            # model's page then shows them, and search_logged_models() can rank models by them.
-            mlflow.log_metrics(metrics, model_id=model_info.model_id)
-
-    print(f"Run {run_name!r} logged to experiment {args.experiment_name!r}")
+def print_summary(run, experiment_name, metrics) -> None:
+    """The scores, the store, and where to look at the run."""
+    store = mlflow.get_tracking_uri()
+    print(f"Run {run.info.run_name!r} logged to experiment {experiment_name!r}")
     print(f"  run id: {run.info.run_id}")
     for name, value in metrics.items():
         print(f"  {name:<15}{value:.4f}")
-    print(f"  store:  {mlflow.get_tracking_uri()}")
-    where = f"experiments/{run.info.experiment_id}/runs/{run.info.run_id}"
-    if mlflow.get_tracking_uri().startswith("http"):
-        print(f"See it: open {mlflow.get_tracking_uri()}/#/{where}")
-    else:
-        # In the repository `make ui` starts the UI; a copy of this file has no Makefile.
-        ui = f"mlflow ui --backend-store-uri '{mlflow.get_tracking_uri()}' --workers 1"
-        if (HERE / "Makefile").exists():
-            ui = "make ui"
-        print(f"See it: run `{ui}`, then open http://127.0.0.1:5000/#/{where}")
+    print(f"  store:  {store}")
+    where = f"#/experiments/{run.info.experiment_id}/runs/{run.info.run_id}"
+    if store.startswith("http"):
+        print(f"See it: open {store}/{where}")
+    else:  # `make ui` in the repository; a copy has no Makefile: MLflow's UI, lightly set up
+        ui = f"MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false mlflow ui --backend-store-uri '{store}' --workers 1"
+        ui = "make ui" if (HERE / "Makefile").exists() else ui
+        print(f"See it: run `{ui}`, then open http://127.0.0.1:5000/{where}")
 
 
 # --- The command line: every knob above, with its default ---------------------------------
@@ -314,13 +299,24 @@ def parse_args(argv=None):
         default=42,
         help="random seed for the split and the model, so a run can be repeated (default: %(default)s)",
     )
-    if guardrails:  # ranges checked, and a bad flag printed as one line
-        guardrails.strict(parser)
+    strict(parser)  # not the lesson: ranges checked, and a bad flag printed as one line
     return parser.parse_args(argv)
 
 
-if __name__ == "__main__":
-    if guardrails:
-        guardrails.exit_on_error(main)
-    else:
+# --- Not the lesson: the safety nets in guardrails.py and offline.py ----------------------
+try:
+    from guardrails import check_tracking_server, check_training_csv, exit_on_error, strict
+    from offline import keep_if_logging_fails
+except ModuleNotFoundError:  # this file copied alone: Python's own errors, nothing kept
+
+    def no_safety_net(*_):
+        return contextlib.nullcontext()
+
+    check_training_csv = check_tracking_server = strict = keep_if_logging_fails = no_safety_net
+
+    def exit_on_error(main):
         main()
+
+
+if __name__ == "__main__":
+    exit_on_error(main)

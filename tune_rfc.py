@@ -50,19 +50,18 @@ from sklearn.model_selection import (
     train_test_split,
 )
 
-try:  # one-line errors, and a fallback for a tracking server that goes away; this file runs
-    import guardrails  # without them
-    import offline
-except ModuleNotFoundError:
-    guardrails = offline = None
-
 HERE = Path(__file__).resolve().parent
 EXPERIMENT = "breast-cancer-random-forest"
 # 455 of the dataset's 569 rows. The other 114 (data/breast_cancer_eval.csv) are held back:
 # no training run sees them, so register_model.py's promotion gate can compare models on them.
 DATA = HERE / "data" / "breast_cancer_train.csv"
 TARGET = "diagnosis"
-SKOPS_TRUSTED_TYPES = ["sklearn.tree._tree.Tree"]
+SKOPS_TRUSTED_TYPES = ["sklearn.tree._tree.Tree"]  # as in train_rfc.py
+PIP_REQUIREMENTS = [
+    f"mlflow=={mlflow.__version__}",
+    f"scikit-learn=={sklearn.__version__}",
+    f"skops=={skops.__version__}",
+]
 # The search space: the forest's main knobs. ParameterSampler draws settings from it at random,
 # which finds good settings in fewer trials than trying the whole grid (4 x 4 x 3 x 3 = 144).
 SEARCH_SPACE = {
@@ -73,7 +72,88 @@ SEARCH_SPACE = {
 }
 
 
-def test_scores(y_true, y_pred, y_proba, classes) -> dict[str, float]:
+def main(argv=None):
+    args = parse_args(argv)
+
+    check_training_csv(args.data, args.target, args.test_size)
+    features = pd.read_csv(args.data)
+    labels = features.pop(args.target).astype(str)
+    features = features.astype("float64")
+    # The same split as train_rfc.py (same seed): the test rows are put aside here, and only
+    # the parent run below ever scores on them.
+    X_train, X_test, y_train, y_test = train_test_split(
+        features, labels, test_size=args.test_size, stratify=labels, random_state=args.seed
+    )
+    classes = sorted(labels.unique())
+    # F1 of the positive class (the second, "malignant" here), as train_rfc.py scores it.
+    if len(classes) == 2:
+        cv_scoring = make_scorer(f1_score, pos_label=classes[1])
+    else:
+        cv_scoring = make_scorer(f1_score, average="macro")
+    folds = StratifiedKFold(n_splits=args.folds, shuffle=True, random_state=args.seed)
+    trials = list(ParameterSampler(SEARCH_SPACE, n_iter=args.trials, random_state=args.seed))
+    run_name = args.run_name or f"rf-search-{args.trials}trials"
+    tags = {"model_family": "random_forest", "script": "tune_rfc.py"}
+
+    if "MLFLOW_TRACKING_URI" not in os.environ:
+        mlflow.set_tracking_uri(f"sqlite:///{HERE / 'mlflow.db'}")
+        if mlflow.get_experiment_by_name(args.experiment_name) is None:
+            artifacts = (HERE / "mlruns" / args.experiment_name).as_uri()
+            mlflow.create_experiment(args.experiment_name, artifact_location=artifacts)
+    check_tracking_server()  # a server that is down: one line in seconds, not minutes of retries
+    mlflow.set_experiment(args.experiment_name)
+
+    with mlflow.start_run(run_name=run_name) as parent:
+        mlflow.set_tags(tags)
+        cv_f1 = {}  # each trial's child run, and its cross-validated F1
+        for number, params in enumerate(trials, start=1):
+            with mlflow.start_run(run_name=f"trial-{number:02d}", nested=True) as child:
+                mlflow.log_params(params)
+                forest = RandomForestClassifier(**params, random_state=args.seed)
+                # n_jobs: the folds train in parallel, one per core.
+                scores = cross_val_score(
+                    forest, X_train, y_train, cv=folds, scoring=cv_scoring, n_jobs=args.n_jobs
+                )
+                mlflow.log_metrics({"cv_f1": scores.mean(), "cv_f1_std": scores.std()})
+            cv_f1[child.info.run_id] = (scores.mean(), params, child.info.run_name)
+            print(f"  trial {number:2d}  cv_f1 {scores.mean():.4f}  {params}")
+
+        # The parent is the search's result: the best trial's setting, refitted on all the
+        # training rows, and the one and only look at the test rows.
+        best = max(cv_f1, key=lambda run_id: cv_f1[run_id][0])  # the first of equals
+        best_cv_f1, best_params, best_name = cv_f1[best]
+        model = RandomForestClassifier(**best_params, random_state=args.seed)
+        tags.update(best_child_run_id=best, best_child=best_name)
+        params = {**model.get_params(), "trials": args.trials, "cv_folds": args.folds}
+        params.update(data=args.data.name, target=args.target, test_size=args.test_size)
+        mlflow.set_tags(tags)
+        mlflow.log_params(params)
+        model.fit(X_train, y_train)
+        y_pred = model.predict(X_test)
+        metrics = held_out_scores(y_test, y_pred, model.predict_proba(X_test), model.classes_)
+        figure = confusion_matrix_figure(y_test, y_pred, model.classes_, title=run_name)
+        model_options = dict(
+            signature=infer_signature(X_train, y_pred),
+            input_example=X_train.head(3),
+            pip_requirements=PIP_REQUIREMENTS,
+            skops_trusted_types=SKOPS_TRUSTED_TYPES,
+        )
+        run_metrics = {**metrics, "cv_f1": best_cv_f1}  # and the score that chose the winner
+
+        # Should the tracking server go away now, the winner is kept (see train_rfc.py).
+        with keep_if_logging_fails(parent, model, params, tags, run_metrics, figure, model_options):
+            mlflow.log_figure(figure, "confusion_matrix.png")
+            model_info = mlflow.sklearn.log_model(model, name="model", **model_options)
+            mlflow.log_metrics(run_metrics, model_id=model_info.model_id)
+
+    print(f"Search {run_name!r} logged to experiment {args.experiment_name!r}")
+    print(f"  parent run id: {parent.info.run_id}  ({args.trials} child runs)")
+    print(f"  best trial:    {best_name}  cv_f1 {best_cv_f1:.4f}  {best_params}")
+    for name, value in metrics.items():
+        print(f"  {name:<15}{value:.4f}")
+
+
+def held_out_scores(y_true, y_pred, y_proba, classes) -> dict[str, float]:
     """The same five scores as train_rfc.py, so that the search's result ranks beside its runs."""
     if len(classes) == 2:
         per_class = {"average": "binary", "pos_label": classes[1]}
@@ -105,111 +185,6 @@ def confusion_matrix_figure(y_true, y_pred, classes, title: str) -> Figure:
     )
     axes.set(xlabel="predicted", ylabel="true", title=title)
     return figure
-
-
-def main(argv=None):
-    args = parse_args(argv)
-
-    if guardrails:
-        guardrails.check_training_csv(args.data, args.target, args.test_size)
-    features = pd.read_csv(args.data)
-    labels = features.pop(args.target).astype(str)
-    features = features.astype("float64")
-    # The same split as train_rfc.py (same seed): the test rows are put aside here, and only
-    # the parent run below ever scores on them.
-    X_train, X_test, y_train, y_test = train_test_split(
-        features, labels, test_size=args.test_size, stratify=labels, random_state=args.seed
-    )
-    classes = sorted(labels.unique())
-    # F1 of the positive class (the second, "malignant" here), as train_rfc.py scores it.
-    if len(classes) == 2:
-        cv_scoring = make_scorer(f1_score, pos_label=classes[1])
-    else:
-        cv_scoring = make_scorer(f1_score, average="macro")
-    folds = StratifiedKFold(n_splits=args.folds, shuffle=True, random_state=args.seed)
-    trials = list(ParameterSampler(SEARCH_SPACE, n_iter=args.trials, random_state=args.seed))
-
-    if "MLFLOW_TRACKING_URI" not in os.environ:
-        mlflow.set_tracking_uri(f"sqlite:///{HERE / 'mlflow.db'}")
-        if mlflow.get_experiment_by_name(args.experiment_name) is None:
-            artifacts = (HERE / "mlruns" / args.experiment_name).as_uri()
-            mlflow.create_experiment(args.experiment_name, artifact_location=artifacts)
-    elif guardrails:  # a tracking server: one quick request, so that a dead one fails in seconds
-        guardrails.check_tracking_server()
-    mlflow.set_experiment(args.experiment_name)
-
-    run_name = args.run_name or f"rf-search-{args.trials}trials"
-    with mlflow.start_run(run_name=run_name) as parent:
-        tags = {"model_family": "random_forest", "script": "tune_rfc.py"}
-        mlflow.set_tags(tags)
-        best = None
-        for number, params in enumerate(trials, start=1):
-            with mlflow.start_run(run_name=f"trial-{number:02d}", nested=True) as child:
-                mlflow.log_params(params)
-                forest = RandomForestClassifier(**params, random_state=args.seed)
-                # n_jobs: the folds train in parallel, one per core.
-                scores = cross_val_score(
-                    forest, X_train, y_train, cv=folds, scoring=cv_scoring, n_jobs=args.n_jobs
-                )
-                mlflow.log_metrics({"cv_f1": scores.mean(), "cv_f1_std": scores.std()})
-            print(f"  trial {number:2d}  cv_f1 {scores.mean():.4f}  {params}")
-            if best is None or scores.mean() > best[0]:
-                best = (scores.mean(), params, child.info)
-
-        best_cv_f1, best_params, best_child = best
-        tags.update(best_child_run_id=best_child.run_id, best_child=best_child.run_name)
-        mlflow.set_tags(tags)
-        model = RandomForestClassifier(**best_params, random_state=args.seed)
-        params = {
-            **model.get_params(),
-            "trials": args.trials,
-            "cv_folds": args.folds,
-            "data": args.data.name,
-            "target": args.target,
-            "test_size": args.test_size,
-        }
-        mlflow.log_params(params)
-        # The one and only look at the test rows: the winner, refitted on all training rows.
-        model.fit(X_train, y_train)
-        y_pred = model.predict(X_test)
-        metrics = test_scores(y_test, y_pred, model.predict_proba(X_test), model.classes_)
-        figure = confusion_matrix_figure(y_test, y_pred, model.classes_, title=run_name)
-        model_options = dict(
-            signature=infer_signature(X_train, y_pred),
-            input_example=X_train.head(3),
-            pip_requirements=[
-                f"mlflow=={mlflow.__version__}",
-                f"scikit-learn=={sklearn.__version__}",
-                f"skops=={skops.__version__}",
-            ],
-            skops_trusted_types=SKOPS_TRUSTED_TYPES,
-        )
-        # The run's scores: the test ones, and the cross-validated one that picked the winner.
-        run_metrics = {**metrics, "cv_f1": best_cv_f1}
-
-        # Should a tracking server go away now, keep the winner (see train_rfc.py).
-        keep = contextlib.nullcontext()
-        if offline:
-            figures = {"confusion_matrix.png": figure}
-            keep = offline.keep_if_logging_fails(
-                run=parent,
-                model=model,
-                params=params,
-                tags=tags,
-                metrics=run_metrics,
-                figures=figures,
-                **model_options,
-            )
-        with keep:
-            mlflow.log_figure(figure, "confusion_matrix.png")
-            model_info = mlflow.sklearn.log_model(model, name="model", **model_options)
-            mlflow.log_metrics(run_metrics, model_id=model_info.model_id)
-
-    print(f"Search {run_name!r} logged to experiment {args.experiment_name!r}")
-    print(f"  parent run id: {parent.info.run_id}  ({args.trials} child runs)")
-    print(f"  best trial:    {best_child.run_name}  cv_f1 {best_cv_f1:.4f}  {best_params}")
-    for name, value in metrics.items():
-        print(f"  {name:<15}{value:.4f}")
 
 
 # --- The command line -----------------------------------------------------------------------
@@ -280,13 +255,24 @@ def parse_args(argv=None):
         help="random seed for the split, the folds, the sampled settings and the forests "
         "(default: %(default)s)",
     )
-    if guardrails:
-        guardrails.strict(parser)
+    strict(parser)  # not the lesson: ranges checked, and a bad flag printed as one line
     return parser.parse_args(argv)
 
 
-if __name__ == "__main__":
-    if guardrails:
-        guardrails.exit_on_error(main)
-    else:
+# --- Not the lesson: the safety nets in guardrails.py and offline.py ----------------------
+try:
+    from guardrails import check_tracking_server, check_training_csv, exit_on_error, strict
+    from offline import keep_if_logging_fails
+except ModuleNotFoundError:  # this file copied alone: Python's own errors, nothing kept
+
+    def no_safety_net(*_):
+        return contextlib.nullcontext()
+
+    check_training_csv = check_tracking_server = strict = keep_if_logging_fails = no_safety_net
+
+    def exit_on_error(main):
         main()
+
+
+if __name__ == "__main__":
+    exit_on_error(main)

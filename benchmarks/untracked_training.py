@@ -34,7 +34,7 @@ def main():
         random_state=args.seed,
     ).fit(X_train, y_train)
     y_pred = model.predict(X_test)
-    metrics = train_rfc.test_scores(y_test, y_pred, model.predict_proba(X_test), model.classes_)
+    metrics = train_rfc.held_out_scores(y_test, y_pred, model.predict_proba(X_test), model.classes_)
     for name, value in metrics.items():
         print(f"{name:<15}{value:.4f}")
 

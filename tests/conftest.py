@@ -103,8 +103,10 @@ class Store:
             mlflow.set_tracking_uri(self.uri)  # an earlier set_tracking_uri would beat the env
             with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
                 spec.loader.exec_module(module)
+                import guardrails  # from REPO, now on the path
+
                 try:
-                    module.guardrails.exit_on_error(module.main)
+                    guardrails.exit_on_error(module.main)
                 except SystemExit as exited:
                     code = exited.code
                     if isinstance(code, str):  # sys.exit("error: ...") prints it and exits 1
@@ -297,7 +299,35 @@ LONGEST_FIRST = [
 ]
 
 
-def pytest_collection_modifyitems(items):
+def pytest_addoption(parser):
+    parser.addoption(
+        "--quick",
+        action="store_true",
+        help="only the edit loop's subset (tests marked quick): make test-quick, under 2 minutes",
+    )
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "quick: part of the edit loop's subset (make test-quick)")
+    config.addinivalue_line(
+        "markers", "quick_only: in the subset only; the full suite covers it another way"
+    )
+
+
+def pytest_collection_modifyitems(config, items):
+    """Order the longest first; with --quick keep the subset, without it drop quick_only."""
+    quick = config.getoption("--quick")
+    keep = [
+        item
+        for item in items
+        if (
+            item.get_closest_marker("quick") if quick else not item.get_closest_marker("quick_only")
+        )
+    ]
+    if len(keep) < len(items):
+        config.hook.pytest_deselected(items=[item for item in items if item not in keep])
+        items[:] = keep
+
     def rank(item):
         where = item.nodeid.split("/")[-1]
         return next(

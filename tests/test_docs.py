@@ -27,6 +27,10 @@ Rules they follow, so that this test can read them:
   page ends or fails; what it logged until then must be clean too.
 - `<!-- docs-test: quickstart -->` before a python block: not run here; tests/test_quickstart.py
   runs it in an empty folder.
+- `<!-- docs-test: excerpt (train_rfc.py) -->` before a python (or bash) block: the lines a
+  chapter teaches, quoted from the named file of the repository. Not run as a program (the
+  page's commands run the file itself); it must be a verbatim run of consecutive lines of that
+  file, after dedenting both, so that a changed script line the page shows fails this test.
 - `<!-- docs-test: skip (reason) -->` before a fence: not run, for that visible reason. At most
   six in all the pages.
 - Other fences (`json` request bodies, a `text` block after no runnable one) are shown, not run.
@@ -37,6 +41,7 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
+import textwrap
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -71,7 +76,17 @@ TRACKS = {
 # A track that starts mid-way first runs, as a reader who starts there would, the commands of
 # the chapters it builds on (each page says which in its "Before:" line).
 BEFORE = {"spark": ["python train_rfc.py", "python register_model.py"]}
-MARKER = re.compile(r"<!-- docs-test: (?P<kind>skip|fails|quickstart)( \((?P<reason>.*)\))? -->")
+MARKER = re.compile(
+    r"<!-- docs-test: (?P<kind>skip|fails|quickstart|excerpt)( \((?P<reason>.*)\))? -->"
+)
+# The chapters that teach a script's own lines, and the file each quotes (at least once).
+EXCERPTS = {
+    "docs/01-track-runs.md": "train_rfc.py",
+    "docs/05-register.md": "register_model.py",
+    "docs/06-serve-and-predict.md": "predict.py",
+    "docs/07-tune-and-autolog.md": "tune_rfc.py",
+    "docs/08-promotion-gate.md": "promotion_gate.py",
+}
 LONG_RUNNING = re.compile(
     r"(\w+=\S*[ \t]+)*(\./serve_model\.sh|\./tracking_server\.sh|make (ui|serve|server))\b[^;&|\n]*"
 )
@@ -91,8 +106,8 @@ class Block:
     line: int
     language: str
     code: str
-    marker: str | None = None  # skip, fails or quickstart
-    reason: str | None = None  # of a skip
+    marker: str | None = None  # skip, fails, quickstart or excerpt
+    reason: str | None = None  # of a skip; the quoted file of an excerpt
     expected: str | None = None  # the text block right after it
 
     @property
@@ -287,8 +302,7 @@ def fresh_copy(destination: Path) -> Path:
     return Path(shutil.copytree(REPO, destination, ignore=ignore))
 
 
-@pytest.mark.parametrize("track", TRACKS)
-def test_track_runs_as_written(track, tmp_path):
+def run_track(pages: list[str], before: list[str], tmp_path: Path) -> None:
     # Under a folder whose name has a space, as on many laptops: every command must cope.
     copy = fresh_copy(tmp_path / "My Projects" / "repo")
     (tmp_path / "scratch").mkdir()
@@ -298,26 +312,41 @@ def test_track_runs_as_written(track, tmp_path):
     # Unbuffered, Python's prints and MLflow's log lines interleave as in a terminal.
     env["PYTHONUNBUFFERED"] = "1"
     shell = Track(copy=copy, scratch=tmp_path / "scratch", cwd=copy, env=env)
-    for command in BEFORE.get(track, []):
+    for command in before:
         subprocess.run(command.split(), cwd=copy, env=env, check=True, capture_output=True)
-    for page in TRACKS[track]:
+    for page in pages:
         shell.run_page(page)
+
+
+@pytest.mark.parametrize("track", TRACKS)
+def test_track_runs_as_written(track, tmp_path):
+    run_track(TRACKS[track], BEFORE.get(track, []), tmp_path)
+
+
+@pytest.mark.quick
+@pytest.mark.quick_only
+def test_first_chapters_run_as_written(tmp_path):
+    """The edit loop's share of the tutorial track: the README, set-up, chapters 1 and 2."""
+    run_track(TRACKS["tutorial"][:4], [], tmp_path)
 
 
 # --- What the pages promise about themselves ----------------------------------------------
 
 
+@pytest.mark.quick
 def test_every_page_is_in_exactly_one_track():
     placed = [page for pages in TRACKS.values() for page in pages]
     assert sorted(placed) == sorted(PAGES), "put each page of PAGES in exactly one track"
 
 
+@pytest.mark.quick
 def test_every_chapter_is_linked_from_the_readme():
     readme = (REPO / "README.md").read_text()
     for page in PAGES[1:] + GENERATED:
         assert f"]({page})" in readme, f"README.md has no link to {page}"
 
 
+@pytest.mark.quick
 def test_markers_are_known_few_and_each_skip_says_why():
     for page in PAGES:
         lines = (REPO / page).read_text().splitlines()
@@ -333,12 +362,40 @@ def test_markers_are_known_few_and_each_skip_says_why():
         assert block.reason and block.reason.strip(), f"{block.where}: say why it is skipped"
     for block in ALL_BLOCKS:
         if block.marker == "quickstart":
-            assert block.language == "python", f"{block.where}: the quickstart is a python block"
+            assert block.language in ("python", "bash"), f"{block.where}: python or bash"
 
 
+@pytest.mark.quick
 def test_every_fence_has_a_language_and_every_script_is_run():
     for block in ALL_BLOCKS:
         assert block.language, f"{block.where}: give the fence a language"
     run = "\n".join(block.code for block in ALL_BLOCKS if block.runs)
     for command in [f"python {name}" for name in SCRIPTS] + [f"./{name}" for name in SHELL_SCRIPTS]:
         assert re.search(rf"{re.escape(command)}\b", run), f"no page runs {command}"
+
+
+def is_excerpt(quoted: str, source: str) -> bool:
+    """Whether `quoted` is consecutive lines of `source`, both dedented."""
+    wanted = textwrap.dedent(quoted).strip("\n").splitlines()
+    lines = source.splitlines()
+    return any(
+        textwrap.dedent("\n".join(lines[start : start + len(wanted)])).splitlines() == wanted
+        for start in range(len(lines) - len(wanted) + 1)
+    )
+
+
+@pytest.mark.quick
+def test_every_excerpt_is_verbatim_and_the_chapters_quote_their_scripts():
+    quoted = {}
+    for block in ALL_BLOCKS:
+        if block.marker != "excerpt":
+            continue
+        source = REPO / (block.reason or "")
+        assert block.reason and source.is_file(), f"{block.where}: name the quoted file"
+        assert is_excerpt(block.code, source.read_text()), (
+            f"{block.where}: this block is not a verbatim excerpt of {block.reason}: copy the "
+            "lines again from the file (a changed script line the page shows must fail here)"
+        )
+        quoted.setdefault(block.page, set()).add(block.reason)
+    for page, script in EXCERPTS.items():
+        assert script in quoted.get(page, set()), f"{page} quotes no lines of {script}"

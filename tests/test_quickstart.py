@@ -2,6 +2,8 @@
 
 It must run there with only requirements.txt installed, and keep working when a reader swaps
 the estimator for their own: a FINISHED run whose model loads and predicts, and no warning.
+Then the README's next command promotes that run with the tutorial's register_model.py,
+through the gate, on the rows the quickstart held back.
 """
 
 from __future__ import annotations
@@ -17,13 +19,19 @@ from conftest import PYTHON, REPO, assert_clean, base_env, run_command
 MARKER = "<!-- docs-test: quickstart -->"
 
 
-def quickstart_code() -> str:
+def quickstart_block(language: str) -> str:
+    """The README's quickstart program (python), or the command that promotes its run (bash)."""
     text = (REPO / "README.md").read_text()
-    assert text.count(MARKER) == 1, "the README has exactly one quickstart block"
-    after = text.split(MARKER, 1)[1]
-    match = re.match(r"\s*```python\n(.*?)\n```", after, re.DOTALL)
-    assert match, "the quickstart marker is followed by a python fence"
-    return match.group(1)
+    assert text.count(MARKER) == 2, "the README has a quickstart program and its command"
+    for after in text.split(MARKER)[1:]:
+        match = re.match(rf"\s*```{language}\n(.*?)\n```", after, re.DOTALL)
+        if match:
+            return match.group(1)
+    raise AssertionError(f"no quickstart marker before a {language} fence")
+
+
+def quickstart_code() -> str:
+    return quickstart_block("python")
 
 
 # The estimator line a reader changes, and what they change it to.
@@ -40,11 +48,15 @@ SWAPS = {
 }
 
 
+@pytest.mark.quick
 def test_the_quickstart_is_short():
-    assert len(quickstart_code().splitlines()) <= 33
+    assert len(quickstart_code().splitlines()) <= 34  # about 30: what a reader pastes
 
 
-@pytest.mark.parametrize("swap", SWAPS)
+@pytest.mark.parametrize(
+    "swap",
+    [pytest.param(swap, marks=[pytest.mark.quick] * (swap == "as written")) for swap in SWAPS],
+)
 def test_the_quickstart_runs_in_an_empty_folder(tmp_path, swap):
     code = quickstart_code()
     if SWAPS[swap]:
@@ -59,14 +71,19 @@ def test_the_quickstart_runs_in_an_empty_folder(tmp_path, swap):
     env.pop("PYTHONPATH", None)  # the repository is not on sys.path: only the pasted file
     result = run_command([PYTHON, "quickstart.py"], env=env, cwd=folder, timeout=180)
     assert_clean(result)
-    assert sorted(p.name for p in folder.iterdir()) == ["mlflow.db", "mlruns", "quickstart.py"]
+    pasted = ["eval.csv", "mlflow.db", "mlruns", "quickstart.py"]
+    assert sorted(p.name for p in folder.iterdir()) == pasted
 
     client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{folder / 'mlflow.db'}")
     experiment = client.get_experiment_by_name("quickstart")
     (run,) = client.search_runs([experiment.experiment_id])
     assert run.info.status == "FINISHED"
     assert run.info.run_id in result.stdout
-    assert set(run.data.metrics) == {"accuracy", "f1"} and run.data.metrics["f1"] > 0.9
+    # The scripts' metric names, F1 of malignant, on the run and on its model.
+    assert set(run.data.metrics) == {"test_accuracy", "test_f1"}
+    X, y = load_breast_cancer(return_X_y=True, as_frame=True)
+    assert list(load_breast_cancer().target_names) == ["malignant", "benign"]
+    assert run.data.metrics["test_f1"] > 0.9
     assert "random_state" in run.data.params or "max_iter" in run.data.params
     artifacts = [a.path for a in client.list_artifacts(run.info.run_id)]
     assert "confusion_matrix.png" in artifacts
@@ -75,9 +92,26 @@ def test_the_quickstart_runs_in_an_empty_folder(tmp_path, swap):
     (logged,) = mlflow.search_logged_models(
         experiment_ids=[experiment.experiment_id], output_format="list"
     )
+    assert set(logged.metrics and {m.key for m in logged.metrics}) == {"test_accuracy", "test_f1"}
     model = mlflow.pyfunc.load_model(f"models:/{logged.model_id}")
     assert model.metadata.signature is not None
     assert model.metadata.saved_input_example_info is not None
-    X, y = load_breast_cancer(return_X_y=True, as_frame=True)
     predictions = model.predict(X.head(20).astype("float64"))
-    assert len(predictions) == 20 and set(predictions) <= {0, 1}
+    assert len(predictions) == 20 and set(predictions) <= {"malignant", "benign"}
+    if swap != "as written":
+        return
+
+    # The README's next command, typed in the quickstart's folder: the run becomes the champion.
+    env["TUTORIAL"] = str(REPO)
+    promoted = run_command(["bash", "-c", quickstart_block("bash")], env=env, cwd=folder)
+    assert_clean(promoted)
+    assert " INFO " not in promoted.stdout + promoted.stderr  # MLflow's chatter stays out
+    assert "Top 1 run with a logged model, by test_f1, in quickstart:" in promoted.stdout
+    assert "Gate: promoted, first promotion" in promoted.stdout
+    champion = client.get_model_version_by_alias("breast-cancer-classifier", "champion")
+    assert champion.run_id == run.info.run_id
+    (decision,) = client.search_runs(
+        [client.get_experiment_by_name("breast-cancer-promotion").experiment_id],
+        filter_string="tags.verdict = 'promoted'",
+    )
+    assert decision.data.metrics["challenger_f1_score"] > 0.9  # malignant scored as positive

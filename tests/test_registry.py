@@ -58,6 +58,7 @@ def run_named(store, name):
     return next(r for r in all_runs(store) if r.info.run_name == name)
 
 
+@pytest.mark.quick
 def test_the_gate_promotes_refuses_is_forced_and_rollback_skips_it(trained_store):
     # A weak forest (stump), a normal one, and a network: three runs, two experiments.
     store = trained_store
@@ -230,3 +231,53 @@ def test_an_empty_store_or_unknown_metric_is_a_clear_error(request, store_fixtur
     result = store.call("register_model.py", *args)
     assert result.returncode == 1
     assert result.stderr.strip() == expected.format(uri=store.uri)
+
+
+def test_labels_of_any_spelling_pass_the_gate_and_a_model_predicting_numbers_stops_in_one_line(
+    store, tmp_path
+):
+    """0/1 in the CSVs: the script learns them as names, and the gate reads them as text too."""
+    numbers = {}
+    for name, path in {
+        "train": REPO / "data" / "breast_cancer_train.csv",
+        "eval": EVAL_DATA,
+    }.items():
+        frame = pd.read_csv(path)
+        frame["diagnosis"] = (frame["diagnosis"] == "malignant").astype(int)
+        numbers[name] = tmp_path / f"{name}.csv"
+        frame.to_csv(numbers[name], index=False)
+    store.run("train_rfc.py", "--data", str(numbers["train"]), "--experiment-name", "numbers",
+              "--n-estimators", "20")  # fmt: skip
+    gate = ["--experiment-name", "numbers", "--eval-data", str(numbers["eval"]), "--pos-label", "1"]
+    gate += ["--promotion-experiment", "numbers-promotion"]
+    promoted = store.call("register_model.py", *gate)
+    assert promoted.returncode == 0, promoted.stderr
+    (decision,) = store.experiment_runs("numbers-promotion")[:1]
+    assert decision.data.tags["verdict"] == "promoted"
+    assert decision.data.metrics["challenger_recall_score"] > 0.8  # "1", malignant, scored
+
+    # A model trained by code of one's own on the 0/1 labels predicts numbers: refused in one
+    # line before the gate logs anything (MLflow's evaluator warns on numeric labels).
+    import mlflow
+    from sklearn.ensemble import RandomForestClassifier
+
+    frame = pd.read_csv(numbers["train"])
+    y = frame.pop("diagnosis")
+    forest = RandomForestClassifier(n_estimators=5, random_state=0).fit(frame.astype(float), y)
+    mlflow.set_tracking_uri(store.uri)
+    experiment_id = store.client.get_experiment_by_name("numbers").experiment_id
+    with mlflow.start_run(experiment_id=experiment_id, run_name="predicts-numbers"):
+        logged = mlflow.sklearn.log_model(
+            forest,
+            name="model",
+            signature=mlflow.models.infer_signature(frame.astype(float), forest.predict(frame)),
+            skops_trusted_types=["sklearn.tree._tree.Tree"],
+        )
+        mlflow.log_metric("test_f1", 1.0, model_id=logged.model_id)
+    runs_before = len(store.experiment_runs("numbers-promotion"))
+    refused = store.call("register_model.py", *gate)
+    assert refused.returncode == 1
+    (line,) = refused.stderr.strip().splitlines()
+    assert line.startswith("error: the challenger predicts numbers, not label names")
+    assert "alias was left unchanged" in line
+    assert len(store.experiment_runs("numbers-promotion")) == runs_before  # no FAILED decision

@@ -183,7 +183,8 @@ def test_predict_and_serve_on_a_folder_without_a_store_say_so_and_create_nothing
     """Without MLFLOW_TRACKING_URI, the store is mlflow.db beside the scripts: absent, it stays so."""
     folder = tmp_path / "no store yet"
     folder.mkdir()
-    for name in ("predict.py", "guardrails.py", "serve_model.sh"):
+    scripts = ["predict.py", "check_model.py", "guardrails.py", "serve_model.sh"]
+    for name in scripts:
         shutil.copy2(REPO / name, folder / name)
     (folder / "data").mkdir()
     shutil.copy(SAMPLE_ROWS, folder / "data" / SAMPLE_ROWS.name)
@@ -194,6 +195,4 @@ def test_predict_and_serve_on_a_folder_without_a_store_say_so_and_create_nothing
         (line,) = result.stderr.strip().splitlines()
         assert line.startswith(f"error: no store at {folder / 'mlflow.db'}; train"), line
         assert " INFO " not in result.stdout + result.stderr
-    assert sorted(p.name for p in folder.iterdir()) == sorted(
-        ["data", "predict.py", "guardrails.py", "serve_model.sh"]
-    )
+    assert sorted(p.name for p in folder.iterdir()) == sorted(["data", *scripts])

@@ -244,7 +244,8 @@ def laptop_copy(tmp_path: Path) -> Path:
     """A team member's folder: the scripts they copied, and the data. Kept runs land here."""
     laptop = tmp_path / "laptop"
     (laptop / "data").mkdir(parents=True)
-    for name in ["train_rfc.py", "register_model.py", "predict.py", "guardrails.py", "offline.py"]:
+    scripts = "train_rfc.py register_model.py promotion_gate.py check_model.py predict.py".split()
+    for name in [*scripts, "guardrails.py", "offline.py"]:
         shutil.copy(REPO / name, laptop)
     for name in ["breast_cancer_train.csv", "breast_cancer_eval.csv"]:
         shutil.copy(REPO / "data" / name, laptop / "data")
