@@ -11,8 +11,10 @@ tests/test_docs.py runs it.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 
 import pandas as pd
 import pytest
@@ -26,7 +28,6 @@ from conftest import (
     assert_clean,
     base_env,
     free_port,
-    run_command,
     wait_for_http,
 )
 
@@ -108,29 +109,39 @@ def admin_client(auth_server, monkeypatch) -> MlflowClient:
     return MlflowClient(tracking_uri=auth_server.url, registry_uri=auth_server.url)
 
 
-def run_as_analyst(server: AuthServer, laptop: Path, *args: str):
-    """A script run the way the page runs it, signed in as the analyst."""
+def run_as_analyst(server: AuthServer, laptop: Path, start_process, *commands: list[str]):
+    """Scripts run the way the page runs them, signed in as the analyst, side by side.
+
+    Each result is the exit status and the output, stdout and stderr as a terminal shows them.
+    """
     env = {
+        **base_env(),
         "MLFLOW_TRACKING_URI": server.url,
         "MLFLOW_TRACKING_USERNAME": ANALYST[0],
         "MLFLOW_TRACKING_PASSWORD": ANALYST[1],
     }
-    result = run_command(
-        [PYTHON, REPO / args[0], *args[1:]], env={**base_env(), **env}, cwd=laptop, check=False
-    )
-    assert_clean(result)
-    return result
+    started = []
+    for script, *args in commands:
+        log = laptop.parent / f"analyst-{time.monotonic_ns()}.log"
+        process = start_process([PYTHON, REPO / script, *args], env=env, cwd=laptop, log=log)
+        started.append((process, log))
+    results = []
+    for process, log in started:
+        process.wait(timeout=240)
+        output = log.read_text()
+        assert_clean(SimpleNamespace(stdout=output, stderr=""))
+        results.append((process.returncode, output))
+    return results
 
 
 def refused_with(result, needs: str) -> None:
     """Exit status 1, and the one line that names the missing permission: nothing else."""
-    assert result.returncode == 1, result
-    assert result.stdout == "", result.stdout
-    assert result.stderr.strip() == REFUSED.format(needs), result.stderr
+    returncode, output = result
+    assert returncode == 1 and output == REFUSED.format(needs) + "\n", output
 
 
 def test_a_reader_loads_the_champion_but_cannot_promote_or_delete(
-    auth_server, admin_client, tmp_path
+    auth_server, admin_client, start_process, tmp_path
 ):
     server, client = auth_server, admin_client
 
@@ -165,7 +176,10 @@ def test_a_reader_loads_the_champion_but_cannot_promote_or_delete(
     search = server.rest("POST", "runs/search", ADMIN, json={"experiment_ids": [forest_experiment]})
     assert {r["info"]["run_name"] for r in search.json()["runs"]} == {"stump", "forest"}
     model = server.rest("GET", "registered-models/get", ADMIN, params={"name": MODEL_NAME})
-    assert len(model.json()["registered_model"]["latest_versions"]) >= 1
+    assert model.json()["registered_model"]["aliases"] == [{"alias": "champion", "version": "2"}]
+    alias = {"name": MODEL_NAME, "alias": "champion"}
+    champion_run = server.rest("GET", "registered-models/alias", ADMIN, params=alias).json()
+    assert champion_run["model_version"]["run_id"] == forest.info.run_id
 
     def champion() -> str:
         return client.get_model_version_by_alias(MODEL_NAME, "champion").version
@@ -174,7 +188,6 @@ def test_a_reader_loads_the_champion_but_cannot_promote_or_delete(
     server.admin("users/create", {"username": ANALYST[0], "password": ANALYST[1]}, version="2.0")
     by_name = {"experiment_name": "breast-cancer-random-forest"}
     assert server.rest("GET", "experiments/get-by-name", ANALYST, params=by_name).status_code == 403
-    alias = {"name": MODEL_NAME, "alias": "champion"}
     assert server.rest("GET", "registered-models/alias", ANALYST, params=alias).status_code == 403
 
     # ...until the admin gives it the readers' role, as docs/team-server.md does.
@@ -185,7 +198,7 @@ def test_a_reader_loads_the_champion_but_cannot_promote_or_delete(
         + [("registered_model", MODEL_NAME, "READ")],
     )
 
-    # The analyst can search the runs, open the UI, and load the champion.
+    # The analyst can search the runs, open the UI, and load the champion (predict.py, below)...
     search = server.rest(
         "POST", "runs/search", ANALYST, json={"experiment_ids": [forest_experiment]}
     )
@@ -198,26 +211,26 @@ def test_a_reader_loads_the_champion_but_cannot_promote_or_delete(
     assert anonymous.headers["WWW-Authenticate"].startswith("Basic")
     laptop = tmp_path / "laptop"
     laptop.mkdir()
-    predicted = run_as_analyst(
-        server, laptop, "predict.py", "--data", str(DATA), "--output", "p.csv"
-    )
-    assert predicted.returncode == 0, predicted
-    assert "Wrote 455 predictions to p.csv" in predicted.stdout
-    predictions = pd.read_csv(laptop / "p.csv")["prediction"]
-    assert len(predictions) == 455 and set(predictions) <= {"benign", "malignant"}
-
-    # It cannot delete a run...
+    # ...but not delete a run...
     delete = {"run_id": forest.info.run_id}
     assert server.rest("POST", "runs/delete", ANALYST, json=delete).status_code == 403
     # ...nor register a version...
     register = {"name": MODEL_NAME, "source": f"models:/{model_id_of(client, forest)}"}
-    refused = server.rest("POST", "model-versions/create", ANALYST, json=register)
-    assert refused.status_code == 403
-    # ...nor promote, through the gate or by rollback: one line each, and the alias stays put.
-    through_gate = run_as_analyst(server, laptop, "register_model.py", "--run-name", "stump")
+    assert server.rest("POST", "model-versions/create", ANALYST, json=register).status_code == 403
+    # ...nor promote, through the gate or by roll back: one line each, and the alias stays put.
+    predicted, through_gate, rollback = run_as_analyst(
+        server,
+        laptop,
+        start_process,
+        ["predict.py", "--data", str(DATA), "--output", "p.csv"],
+        ["register_model.py", "--run-name", "stump"],
+        ["register_model.py", "--version", "1"],
+    )
+    assert predicted[0] == 0 and "Wrote 455 predictions to p.csv" in predicted[1], predicted
+    predictions = pd.read_csv(laptop / "p.csv")["prediction"]
+    assert len(predictions) == 455 and set(predictions) <= {"benign", "malignant"}
     refused_with(through_gate, "creating a run needs EDIT on its experiment")
     assert client.search_runs([promotion_id]) == []  # the gate recorded no decision
-    rollback = run_as_analyst(server, laptop, "register_model.py", "--version", "1")
     refused_with(rollback, "moving an alias needs EDIT on the registered model (reading it, READ)")
     assert champion() == "2"
     assert len(client.search_model_versions(f"name = '{MODEL_NAME}'")) == 2
@@ -231,9 +244,10 @@ def test_a_reader_loads_the_champion_but_cannot_promote_or_delete(
             ("registered_model", MODEL_NAME, "EDIT"),
         ],
     )
-    rollback = run_as_analyst(server, laptop, "register_model.py", "--version", "1")
-    assert rollback.returncode == 0, rollback
-    assert "Alias 'champion' moved: version 2 -> version 1." in rollback.stdout
+    ((returncode, output),) = run_as_analyst(
+        server, laptop, start_process, ["register_model.py", "--version", "1"]
+    )
+    assert returncode == 0 and "Alias 'champion' moved: version 2 -> version 1." in output, output
     assert champion() == "1"
 
     # Promoters still cannot log runs where the models are trained.
