@@ -3,8 +3,9 @@
 One real `tracking_server.sh --app-name basic-auth` on a free loopback port, with the
 repository's basic_auth.ini (a new account sees nothing until granted), on this test's copy of
 the session's trained store (runs "stump", "forest" and "network"). The admin works through
-MLflow's own clients; the analyst runs the scripts as a reader would, signed in with
-MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD, and reads over real HTTP.
+MLflow's client and the basic-auth app's REST API; the analyst runs the scripts as a reader
+would, signed in with MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD, and reads over real
+HTTP.
 docs/team-server.md ("Accounts and roles") tells the same story through the promotion gate, and
 tests/test_docs.py runs it.
 """
