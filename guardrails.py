@@ -44,7 +44,30 @@ def first_line(message) -> str:
     failed = re.match(r"API request to (\S+) failed with (?:timeout )?exception (.*)", line)
     if failed:
         return f"request to {failed[1].split('?')[0]} failed: {http_failure(failed[2])}"
+    denied = re.match(
+        r"API request to endpoint \S+/mlflow/(\S+) failed with error code 403\b", line
+    )
+    if denied:
+        return permission_denied(denied[1])
     return line
+
+
+# What MLflow's basic-auth app asks of an account for the calls the scripts make that change
+# something (docs/team-server.md, "Accounts and roles"). The server's 403 says only
+# "Permission denied"; the reader needs to know which permission to ask the admin for.
+NEEDED_PERMISSION = {
+    "runs/create": "creating a run needs EDIT on its experiment",
+    "runs/delete": "deleting a run needs MANAGE on its experiment",
+    "model-versions/create": "registering a version needs EDIT on the registered model",
+    "registered-models/alias": "moving an alias needs EDIT on the registered model (reading it, READ)",
+}
+
+
+def permission_denied(call: str) -> str:
+    """One line for a 403 from a basic-auth server: who was refused, and what they lack."""
+    user = os.environ.get("MLFLOW_TRACKING_USERNAME", "(none)")
+    needs = NEEDED_PERMISSION.get(call, f"{call} needs a permission this account lacks")
+    return f"permission denied (HTTP 403) for account {user!r}: {needs}; an admin can grant it"
 
 
 def http_failure(text) -> str:

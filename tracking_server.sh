@@ -41,6 +41,9 @@ BACKEND_STORE_URI="${BACKEND_STORE_URI:-sqlite:///$repo/server/mlflow.db}"
 ARTIFACTS_DESTINATION="${ARTIFACTS_DESTINATION:-$repo/server/artifacts}"
 # Classic ML tracking needs no job workers: leave them off unless asked for.
 export MLFLOW_SERVER_ENABLE_JOB_EXECUTION="${MLFLOW_SERVER_ENABLE_JOB_EXECUTION:-false}"
+# The server stores and streams models as files and never needs to load one, so MLflow's
+# model loaders may not deserialize anything in it (MLflow's default, true, would let them).
+export MLFLOW_ALLOW_PICKLE_DESERIALIZATION=false
 
 # Use the mlflow of the active environment, else the one `make` installed into .venv.
 if ! command -v mlflow >/dev/null; then
@@ -73,6 +76,7 @@ fi
 echo "MLflow tracking server on http://$HOST:$PORT"
 echo "  runs and models: $(sed -E 's#//([^:/@]+):[^@]*@#//\1:***@#' <<<"$BACKEND_STORE_URI")"
 echo "  artifacts:       $ARTIFACTS_DESTINATION"
+echo "  models:          stored and served as files, never loaded (MLFLOW_ALLOW_PICKLE_DESERIALIZATION=false)"
 echo "Point the scripts at it:  export MLFLOW_TRACKING_URI=http://$HOST:$PORT"
 echo
 

@@ -226,6 +226,13 @@ def test_the_scripts_work_unchanged_against_a_team_server(team_server, tmp_path)
     assert forest_figure.read_bytes().startswith(b"\x89PNG")
     assert sorted(p.name for p in laptop.iterdir()) == ["predictions.csv"]
 
+    # All of it with model deserialization off in the server (tracking_server.sh sets it), and
+    # the UI is served too.
+    environ = Path(f"/proc/{server.process.pid}/environ").read_bytes().split(b"\0")
+    assert b"MLFLOW_ALLOW_PICKLE_DESERIALIZATION=false" in environ
+    with urllib.request.urlopen(server.url, timeout=30) as ui:
+        assert ui.status == 200 and b"<title>MLflow</title>" in ui.read()
+
     # And the server itself ran clean.
     log = server.log.read_text()
     for word in ("Warning", "warning:", "deprecated", "Traceback", "ERROR"):
