@@ -7,9 +7,12 @@
 #   ./serve_model.sh                  # http://127.0.0.1:5001, the store at the repository root
 #   PORT=6000 ./serve_model.sh        # another port
 #   WORKERS=2 ./serve_model.sh        # two worker processes (helps only with cores to spare)
+#   VERSION=3 ./serve_model.sh        # version 3, whatever the alias says (rollout.py's slots)
 #
 # Settings (environment variables, defaults in brackets):
 #   PORT [5001]   MODEL_NAME [breast-cancer-classifier]   ALIAS [champion]   WORKERS [1]
+#   VERSION [unset]: serve this version number instead of the alias's, so that the server keeps
+#     saying which version it serves while the alias moves on.
 #   HOST [127.0.0.1]: only this machine can connect. HOST=0.0.0.0 lets anyone on your network
 #     send requests: the model server has no authentication at all.
 #   MLFLOW_TRACKING_URI [sqlite:///<repository>/mlflow.db]: the store the model is read from.
@@ -32,6 +35,7 @@ HOST="${HOST:-127.0.0.1}"
 MODEL_NAME="${MODEL_NAME:-breast-cancer-classifier}"
 ALIAS="${ALIAS:-champion}"
 WORKERS="${WORKERS:-1}"
+VERSION="${VERSION:-}"
 if [ -z "${MLFLOW_TRACKING_URI:-}" ] && [ ! -f "$repo/mlflow.db" ]; then
     # MLflow would create an empty store just to find nothing in it; say what is missing instead.
     echo "error: no store at $repo/mlflow.db; train and register first: python train_rfc.py && python register_model.py" >&2
@@ -51,11 +55,17 @@ fi
 python="$(dirname "$(command -v mlflow)")/python"
 
 model_uri="models:/$MODEL_NAME@$ALIAS"
+[ -z "$VERSION" ] || model_uri="models:/$MODEL_NAME/$VERSION"
 # Fail in one line, before the server starts, if there is nothing to serve.
-if ! version="$("$python" - "$MODEL_NAME" "$ALIAS" 2>/dev/null <<'PY'
+if ! version="$("$python" - "$MODEL_NAME" "$ALIAS" "$VERSION" 2>/dev/null <<'PY'
 import sys
 from mlflow import MlflowClient
-print(MlflowClient().get_model_version_by_alias(sys.argv[1], sys.argv[2]).version)
+name, alias, version = sys.argv[1:]
+client = MlflowClient()
+if version:
+    print(client.get_model_version(name, version).version)
+else:
+    print(client.get_model_version_by_alias(name, alias).version)
 PY
 )"; then
     echo "error: no $model_uri in $MLFLOW_TRACKING_URI; run 'python register_model.py' first" >&2
