@@ -35,7 +35,6 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -107,12 +106,11 @@ def main(argv=None):
     if args.stop:
         stop_everything(folder)
         return
-    # Debian installs it in /usr/sbin, which is not on a normal user's PATH.
-    haproxy = shutil.which("haproxy") or shutil.which("haproxy", path="/usr/sbin:/usr/local/sbin")
-    if haproxy is None:
+    haproxy = args.haproxy
+    if not haproxy or not os.access(haproxy, os.X_OK):
         raise SystemExit(
-            "error: haproxy not found; install it (Debian, Ubuntu: sudo apt-get install "
-            "haproxy; macOS: brew install haproxy)"
+            f"error: haproxy not found{f' at {haproxy}' if haproxy else ''}; install it "
+            "(Debian, Ubuntu: sudo apt-get install haproxy; macOS: brew install haproxy)"
         )
     # The store the other scripts use: mlflow.db next to this file, unless
     # MLFLOW_TRACKING_URI names another (a team server, say).
@@ -432,6 +430,13 @@ def parse_args(argv=None):
         type=Path,
         default=HERE / "rollout",
         help="where the config, pid files and logs go (default: rollout/ here)",
+    )
+    parser.add_argument(
+        "--haproxy",
+        # Debian installs it in /usr/sbin, which is not on a normal user's PATH.
+        default=shutil.which("haproxy")
+        or shutil.which("haproxy", path="/usr/sbin:/usr/local/sbin"),
+        help="the haproxy program (default: found on the PATH or in /usr/sbin)",
     )
     parser.add_argument("--stop", action="store_true", help="stop the proxy and both slots")
     args = parser.parse_args(argv)
