@@ -88,6 +88,9 @@ class Receiver(BaseHTTPRequestHandler):
         self.rollouts.put(data["version"])
         self.answer(202, f"accepted: {self.model_name}@{self.alias} -> version {data['version']}")
 
+    def do_GET(self):  # "is it up?", for a person or a health check
+        self.answer(200, f"webhook receiver for {self.model_name}@{self.alias}: POST only")
+
     def answer(self, status, message):
         print(f"{time.strftime('%H:%M:%S')} {status} {message}", flush=True)
         self.send_response(status)

@@ -21,10 +21,13 @@ Rules they follow, so that this test can read them:
 - `<!-- docs-test: fails -->` before a bash block: each command in it runs on its own and
   must exit non-zero; their outputs together are matched against the next text block.
 - A bash block that is one long-running command (`./serve_model.sh`, `./tracking_server.sh`,
-  `make ui`, `make serve`, `make server`, maybe with VAR=value before and arguments after)
+  `make ui`, `make serve`, `make server`, `python webhook_receiver.py`, maybe with VAR=value
+  before and arguments after)
   starts in the background in its own process group. The test waits until its log matches
   its text block, runs the page's later blocks against it, and stops the whole group when the
   page ends or fails; what it logged until then must be clean too.
+- What `python rollout.py` starts (HAProxy, the slots) is stopped, by the process groups its
+  pid files in rollout/ name, when the track ends or fails.
 - `<!-- docs-test: quickstart -->` before a python block: not run here; tests/test_quickstart.py
   runs it in an empty folder.
 - `<!-- docs-test: skip (reason) -->` before a fence: not run, for that visible reason. At most
@@ -34,8 +37,11 @@ Rules they follow, so that this test can read them:
 
 from __future__ import annotations
 
+import contextlib
+import os
 import re
 import shutil
+import signal
 import subprocess
 import time
 from dataclasses import dataclass, field
@@ -67,20 +73,26 @@ TRACKS = {
     "tuning": ["docs/07-tune-and-autolog.md", "docs/08-promotion-gate.md"],
     "team-server": ["docs/team-server.md"],
     "reference": ["docs/measuring.md", "docs/testing.md"],
+    "rollout": ["docs/09-roll-out.md"],
 }
 # A track that starts mid-way first runs, as a reader who starts there would, the commands of
 # the chapters it builds on (each page says which in its "Before:" line).
-BEFORE = {"spark": ["python train_rfc.py", "python register_model.py"]}
+BEFORE = {
+    "spark": ["python train_rfc.py", "python register_model.py"],
+    "rollout": ["python train_rfc.py", "python register_model.py"],
+}
 MARKER = re.compile(r"<!-- docs-test: (?P<kind>skip|fails|quickstart)( \((?P<reason>.*)\))? -->")
 LONG_RUNNING = re.compile(
-    r"(\w+=\S*[ \t]+)*(\./serve_model\.sh|\./tracking_server\.sh|make (ui|serve|server))\b[^;&|\n]*"
+    r"(\w+=\S*[ \t]+)*(\./serve_model\.sh|\./tracking_server\.sh|make (ui|serve|server)"
+    r"|python webhook_receiver\.py)\b[^;&|\n]*"
 )
 # Each must be run by some page: `python <name>` or `./<name>`.
-SCRIPTS = "train_rfc.py train_ann.py register_model.py predict.py predict_spark.py".split()
+SCRIPTS = """train_rfc.py train_ann.py register_model.py predict.py predict_spark.py rollout.py
+    webhook_receiver.py create_webhook.py champion_history.py""".split()
 SHELL_SCRIPTS = ["serve_model.sh", "tracking_server.sh"]
 # What a reader's fresh clone does not have: stores, environments, what the pages make.
 NOT_CLONED = """.git .venv mlflow.db mlruns mlartifacts server basic_auth.db __pycache__ *_cache
-    .serve-once.* my-data scored"""
+    .serve-once.* my-data scored rollout"""
 MAX_SKIPS = 6
 SERVER_TIMEOUT = 120  # seconds for a server to print what its text block shows
 
@@ -300,8 +312,13 @@ def test_track_runs_as_written(track, tmp_path):
     shell = Track(copy=copy, scratch=tmp_path / "scratch", cwd=copy, env=env)
     for command in BEFORE.get(track, []):
         subprocess.run(command.split(), cwd=copy, env=env, check=True, capture_output=True)
-    for page in TRACKS[track]:
-        shell.run_page(page)
+    try:
+        for page in TRACKS[track]:
+            shell.run_page(page)
+    finally:  # what rollout.py started lives in process groups its pid files name
+        for pid_file in (copy / "rollout").glob("*.pid"):
+            with contextlib.suppress(ProcessLookupError, ValueError):
+                os.killpg(int(pid_file.read_text()), signal.SIGKILL)
 
 
 # --- What the pages promise about themselves ----------------------------------------------

@@ -200,6 +200,15 @@ def test_rollout_and_rollback_drop_no_request_and_a_broken_version_never_serves(
     )
     assert not list(elsewhere.glob("*.pid"))
 
+    # The history: the gate's one decision, and the moves by --version it cannot date.
+    history = store.run("champion_history.py")
+    assert_clean(history)
+    lines = history.stdout.splitlines()
+    assert len(lines) == 4 and " promoted version 1  by " in lines[1], history.stdout
+    assert lines[1].endswith("vs no champion; first promotion: no champion to compare with")
+    assert lines[2].startswith(f"Now: champion -> version {version} ")
+    assert lines[3].strip().startswith(f"Version {version} was set by a roll back")
+
     stopped = store.run("rollout.py", "--folder", str(rollout_folder), "--stop")
     assert stopped.stdout.splitlines() == ["Stopped haproxy", "Stopped blue"]
     assert front_door_version(port) is None
