@@ -185,16 +185,16 @@ def test_rollout_and_rollback_drop_no_request_and_a_broken_version_never_serves(
     assert refused.stderr.strip().endswith("; version 1 keeps serving")
     assert front_door_version(port) == "1"
 
-    # Busy ports and a missing proxy: one line each, nothing started.
+    # Busy ports and a missing proxy: one line each, nothing started. (In this process: the
+    # same main() as the command line, without a new interpreter's imports.)
     elsewhere, busy_port = store.root / "elsewhere", free_port()
     with socket.create_server(("127.0.0.1", busy_port)):
-        busy = store.run("rollout.py", "--port", str(busy_port), "--folder", str(elsewhere),
-                         check=False)  # fmt: skip
+        busy = store.call("rollout.py", "--port", str(busy_port), "--folder", str(elsewhere))
     assert busy.returncode == 1 and busy.stderr == (
         f"error: port {busy_port} on 127.0.0.1 (the front door) is in use; choose another with "
         "--port\n"
     )
-    missing = store.run("rollout.py", "--haproxy", "/nowhere/haproxy", check=False)
+    missing = store.call("rollout.py", "--haproxy", "/nowhere/haproxy")
     assert missing.returncode == 1 and missing.stderr.startswith(
         "error: haproxy not found at /nowhere/haproxy; install it"
     )
