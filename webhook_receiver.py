@@ -78,8 +78,11 @@ class Receiver(BaseHTTPRequestHandler):
                 return self.answer(401, f"refused: delivery {delivery_id} was already received")
             self.seen[delivery_id] = time.time()
 
-        event = json.loads(body)
-        data = event.get("data", {})
+        try:
+            event = json.loads(body)
+            data = event.get("data") or {}
+        except (ValueError, AttributeError):
+            return self.answer(400, "refused: the body is not an MLflow event")
         what = f"{event.get('entity')}.{event.get('action')}"
         if what != "model_version_alias.created":
             return self.answer(200, f"ignored: {what}")
