@@ -365,14 +365,18 @@ class Bench:
             "connection every 50 ms to see when the new version first answers. The naive restart "
             "is `serve_model.sh` alone, stopped and started; the others go through "
             "`rollout.py`'s HAProxy front door. Time is counted from the alias move (the end of "
-            "`register_model.py`), or from the stop for the restart.",
-            "what happens | requests | failed (non-2xx, socket errors) | p50 | p99 "
-            "| nothing answered for | new version answers after",
+            "`register_model.py`), or from the stop for the restart. wrk retries a refused "
+            "connection at once, without its 50 ms wait, so the restart's socket errors count "
+            "attempts during the silence, not clients.",
+            "what happens | requests answered | failed (non-2xx, socket errors) | p50 | p99 "
+            "| longest silence (poller) | new version answers after",
             rows,
-            "restarting the server refuses every request for as long as MLflow takes to load; "
-            "the blue/green rollout costs the same seconds before the new version answers, but "
-            "not one failed request, and latency during the swap stays near the steady state. "
-            "The webhook adds about a second to that.",
+            "a restart refuses every request for as long as the new process takes to import "
+            "MLflow and load the model. The blue/green rollout waits just as long for the new "
+            "version, but the old one answers meanwhile: no failed request. Latency rises while "
+            "the new slot starts on the same cores (p99 against the steady state above); on a "
+            "machine with cores to spare, or slots on another host, it would not. The webhook "
+            "adds only its own call to that wait: the slot's start is most of it.",
         )
 
     def batch(self):
@@ -620,13 +624,19 @@ class Watch:
             r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out
         )
         failed = f"{int(bad[1]) if bad else 0}, {sum(map(int, sockets.groups())) if sockets else 0}"
-        longest, last = 0.0, None  # the longest time between two answered polls
+        # The longest time between two answered polls, and when that silence ended.
+        longest, back, last = 0.0, None, None
         for t, v in self.seen:
             if v is not None:
-                longest, last = max(longest, t - last if last else 0.0), t
+                if last is not None and t - last > longest:
+                    longest, back = t - last, t
+                last = t
         new = self.seen[-1][1]
-        first = since and next((t for t, v in self.seen if t > since and v == new), None)
-        after = f"{first - since:.1f} s" if first else "-"
+        if new == "up":  # no proxy, no version header: the server is back when the silence ends
+            first = back
+        else:
+            first = since and next((t for t, v in self.seen if t > since and v == new), None)
+        after = f"{first - since:.1f} s" if first and since else "-"
         return f"{what} | {count} | {failed} | {p50} | {p99} | {longest:.1f} s | {after}"
 
 
