@@ -16,12 +16,17 @@ history says so when the alias points somewhere the last decision did not leave 
 
 import argparse
 import os
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import mlflow
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
+
+try:  # one-line errors for MLflow's own exceptions; this file runs without it
+    import guardrails
+except ModuleNotFoundError:
+    guardrails = None
 
 HERE = Path(__file__).resolve().parent
 MODEL_NAME = "breast-cancer-classifier"
@@ -42,7 +47,7 @@ def decisions(model_name):
 
 
 def when(milliseconds):
-    return datetime.fromtimestamp(milliseconds / 1000, timezone.utc).strftime("%Y-%m-%d %H:%M")
+    return datetime.fromtimestamp(milliseconds / 1000, UTC).strftime("%Y-%m-%d %H:%M")
 
 
 def main(argv=None):
@@ -52,6 +57,8 @@ def main(argv=None):
         if not store.exists():
             raise SystemExit(f"error: no store at {store}; train and register first")
         mlflow.set_tracking_uri(f"sqlite:///{store}")
+    elif guardrails:  # a tracking server: a dead one fails in seconds, not minutes
+        guardrails.check_tracking_server()
     client = MlflowClient()
     runs = decisions(args.model_name)
     if not runs:
@@ -90,7 +97,12 @@ def main(argv=None):
         )
 
     if args.at:
-        at = datetime.fromisoformat(args.at).replace(tzinfo=timezone.utc).timestamp() * 1000
+        try:
+            at = datetime.fromisoformat(args.at).replace(tzinfo=UTC).timestamp() * 1000
+        except ValueError:
+            raise SystemExit(
+                f"error: --at {args.at!r} is not a time like '2026-12-01 14:00'"
+            ) from None
         before = [
             r
             for r in runs
@@ -126,4 +138,7 @@ def parse_args(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    if guardrails:
+        guardrails.exit_on_error(main)
+    else:
+        main()
