@@ -631,7 +631,7 @@ class Watch:
                 if last is not None and t - last > longest:
                     longest, back = t - last, t
                 last = t
-        new = self.seen[-1][1]
+        new = next((v for _, v in reversed(self.seen) if v), None)  # the last that answered
         if new == "up":  # no proxy, no version header: the server is back when the silence ends
             first = back
         else:
