@@ -310,6 +310,8 @@ class Bench:
                         self.work / "naive.log") as process, Watch(port, lua) as watch:  # fmt: skip
             time.sleep(3)
             os.killpg(process.pid, signal.SIGTERM)
+            while group_memory(process.pid):  # uvicorn's worker outlives the mlflow command
+                time.sleep(0.05)
             process.wait()
             stopped = time.monotonic()
             with self.serve(serve, self.env(uri, PORT=str(port)), f"http://127.0.0.1:{port}/ping",
