@@ -175,9 +175,11 @@ ui: env
 serve: env
 	PORT=$(SERVE_PORT) ./serve_model.sh
 
-## clean: forget every run (mlflow.db, mlruns/, the team server's server/ and basic_auth.db, Spark's scored/); keep .venv
+## clean: forget every run (mlflow.db, mlruns/, the team server's server/ and basic_auth.db, Spark's scored/, rollout/); keep .venv
 clean:
-	rm -rf mlflow.db mlruns server scored basic_auth.db .serve-once.log .serve-once.out
+	@# First stop what rollout.py left running: each of its pid files names a process group.
+	@for pid in rollout/*.pid; do [ -f "$$pid" ] && kill -- -"$$(cat "$$pid")" 2>/dev/null; done; true
+	rm -rf mlflow.db mlruns server scored basic_auth.db rollout .serve-once.log .serve-once.out
 
 ## bench: what tracking, the gate, serving, Spark and a loaded team server cost; writes docs/benchmarks.md (apt: hyperfine wrk, and Java 17+ for Spark)
 .PHONY: bench

@@ -15,7 +15,7 @@ What you learn here, in the order the code does it:
 
     python register_model.py                     # the best run by test_f1, through the gate
     python register_model.py --run-name NAME     # the newest run of that name (or --run-id)
-    python register_model.py --version 1         # roll back to version 1: no gate
+    python register_model.py --version 1         # roll back to version 1: no gate, recorded
     python register_model.py --run-name NAME --force   # past a refusal, recorded as forced
 
 Then open "Model registry" in the UI. It needs promotion_gate.py and check_model.py beside it
@@ -61,7 +61,7 @@ def main(argv=None):
 
     if args.version:  # roll back (or forward): whoever rolls back has decided, so no gate
         guardrails.check_version_exists(client, args.model_name, args.version, args.alias)
-        move_alias(client, args.model_name, args.alias, args.version)
+        roll_back(client, args)
     elif args.run_id or args.run_name:
         promote(client, guardrails.run_asked_for(args, EXPERIMENTS), args)
     else:
@@ -137,6 +137,19 @@ def register(client, run, model_uri, args):
     return version.version
 
 
+def roll_back(client, args):
+    """Point the alias at an existing version; a decision run records who, when and why."""
+    previous = alias_target(client, args.model_name, args.alias)
+    against = f"version {previous.version}" if previous else "no champion"
+    experiment_id = promotion_experiment(args.promotion_experiment)
+    name = f"rolled back: {against} -> version {args.version}"
+    with mlflow.start_run(experiment_id=experiment_id, run_name=name):
+        tags = {"verdict": "rolled back", "reason": args.reason, "forced": "false"}
+        mlflow.set_tags({**tags, "challenger": f"version {args.version}", "champion": against})
+        mlflow.set_tag("version", args.version)
+        move_alias(client, args.model_name, args.alias, args.version)
+
+
 def version_of_run(client, model_name, run_id):
     """The version already registered from `run_id`, if any: re-running must not duplicate."""
     versions = client.search_model_versions(f"name = '{model_name}' and run_id = '{run_id}'")
@@ -201,6 +214,8 @@ def parse_args(argv=None):
          help="promote even if the gate refuses; the decision run records that it was forced")
     gate("--promotion-experiment", default=PROMOTION_EXPERIMENT, metavar="NAME",
          help="experiment that records each decision (default: %(default)s)")
+    gate("--reason", default="rolled back by hand", metavar="TEXT",
+         help="with --version: why, recorded in its decision run (default: %(default)s)")
     guardrails.strict(parser)  # ranges checked, and a bad flag printed as one line
     return parser.parse_args(argv)
 # fmt: on

@@ -8,9 +8,12 @@
 #   ./serve_model.sh                  # http://127.0.0.1:5001, the store at the repository root
 #   PORT=6000 ./serve_model.sh        # another port
 #   WORKERS=2 ./serve_model.sh        # two worker processes (helps only with cores to spare)
+#   VERSION=3 ./serve_model.sh        # version 3, whatever the alias says (rollout.py's slots)
 #
 # Settings (environment variables, defaults in brackets):
 #   PORT [5001]   MODEL_NAME [breast-cancer-classifier]   ALIAS [champion]   WORKERS [1]
+#   VERSION [unset]: serve this version number instead of the alias's, so that the server keeps
+#     saying which version it serves while the alias moves on.
 #   HOST [127.0.0.1]: only this machine can connect. HOST=0.0.0.0 lets anyone on your network
 #     send requests: the model server has no authentication at all.
 #   MLFLOW_TRACKING_URI [sqlite:///<repository>/mlflow.db]: the store the model is read from.
@@ -33,6 +36,7 @@ HOST="${HOST:-127.0.0.1}"
 MODEL_NAME="${MODEL_NAME:-breast-cancer-classifier}"
 ALIAS="${ALIAS:-champion}"
 WORKERS="${WORKERS:-1}"
+VERSION="${VERSION:-}"
 if [ -z "${MLFLOW_TRACKING_URI:-}" ] && [ ! -f "$repo/mlflow.db" ]; then
     # MLflow would create an empty store just to find nothing in it; say what is missing instead.
     echo "error: no store at $repo/mlflow.db; train and register first: python train_rfc.py && python register_model.py" >&2
@@ -51,22 +55,27 @@ if ! command -v mlflow >/dev/null; then
 fi
 python="$(dirname "$(command -v mlflow)")/python"
 
-# The alias, pinned to the version it points at now: the version checked is the version served.
-# check_model.py reads that version's MLmodel (YAML, no model loaded) and refuses, in one line, a
-# model that is not scikit-learn in skops format or asks to trust types you have not listed.
-if ! version="$("$python" - "$repo" "$MODEL_NAME" "$ALIAS" <<'PY'
+# The alias, pinned to the version it points at now (or VERSION): the version checked is the
+# version served. check_model.py reads that version's MLmodel (YAML, no model loaded) and
+# refuses, in one line, a model that is not scikit-learn in skops format or asks to trust types
+# you have not listed.
+if ! version="$("$python" - "$repo" "$MODEL_NAME" "$ALIAS" "$VERSION" <<'PY'
 import sys
 
 sys.path.insert(0, sys.argv[1])
 from check_model import check_model
 from mlflow import MlflowClient, MlflowException, get_tracking_uri
 
+name, alias, version = sys.argv[2:]
 try:
-    version = MlflowClient().get_model_version_by_alias(sys.argv[2], sys.argv[3]).version
+    if version:
+        version = MlflowClient().get_model_version(name, version).version
+    else:
+        version = MlflowClient().get_model_version_by_alias(name, alias).version
 except MlflowException:
-    where = f"models:/{sys.argv[2]}@{sys.argv[3]} in {get_tracking_uri()}"
-    sys.exit(f"error: no {where}; run 'python register_model.py' first")
-check_model(f"models:/{sys.argv[2]}/{version}")
+    where = f"models:/{name}/{version}" if version else f"models:/{name}@{alias}"
+    sys.exit(f"error: no {where} in {get_tracking_uri()}; run 'python register_model.py' first")
+check_model(f"models:/{name}/{version}")
 print(version)
 PY
 )"; then

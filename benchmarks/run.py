@@ -26,8 +26,10 @@ import sqlite3
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import timeit
+import urllib.request
 import uuid
 from dataclasses import dataclass
 from hashlib import sha256
@@ -46,6 +48,7 @@ LOAD_CLIENT = REPO / "benchmarks" / "load_client.py"
 MODEL_NAME = "breast-cancer-classifier"
 MODEL = f"models:/{MODEL_NAME}@champion"
 WRK_POST = 'wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\nwrk.body = [==[{body}]==]\n'
+SAMPLE = REPO / "data" / "sample_request.json"
 FEATURES = pd.read_csv(REPO / "data" / "breast_cancer.csv").drop(columns=["diagnosis"])
 
 
@@ -283,6 +286,101 @@ class Bench:
             "queue: latency grows, throughput stays; raise `WORKERS` if you have cores for them.",
         )
 
+    def rollout(self):
+        """A new champion under a steady load: a naive restart, rollout.py, and the webhook."""
+        db, env = self.work / "rollout.db", {}
+        shutil.copy(self.store("champion"), db)
+        uri, secret = f"sqlite:///{db}", uuid.uuid4().hex
+        mlflow.set_tracking_uri(uri)
+        # A second version of the same model: what changes is the number the header shows.
+        mlflow.register_model(f"models:/{MODEL_NAME}/1", MODEL_NAME)
+        lua = self.work / "steady.lua"  # each connection waits 50 ms between requests
+        lua.write_text(
+            WRK_POST.format(body=SAMPLE.read_text()) + "function delay() return 50 end\n"
+        )
+        rows, front, receiver = [], free_port(), free_port()
+        folder, server_port = self.work / "rollout", free_port()
+        flags = ["--port", front, "--blue-port", free_port(), "--green-port", free_port()]
+        flags = [*map(str, flags), "--folder", str(folder)]
+
+        # Naive: serve_model.sh itself, stopped and started again.
+        port = free_port()
+        serve = [REPO / "serve_model.sh"]
+        with self.serve(serve, self.env(uri, PORT=str(port)), f"http://127.0.0.1:{port}/ping",
+                        self.work / "naive.log") as process, Watch(port, lua) as watch:  # fmt: skip
+            time.sleep(3)
+            os.killpg(process.pid, signal.SIGTERM)
+            while group_memory(process.pid):  # uvicorn's worker outlives the mlflow command
+                time.sleep(0.05)
+            process.wait()
+            stopped = time.monotonic()
+            with self.serve(serve, self.env(uri, PORT=str(port)), f"http://127.0.0.1:{port}/ping",
+                            self.work / "naive.log"):  # fmt: skip
+                watch.first_answer(after=stopped)
+                time.sleep(3)
+        rows.append(watch.row("naive restart: stop, start `serve_model.sh`", stopped))
+
+        server_env = self.env(PORT=str(server_port), BACKEND_STORE_URI=uri)
+        server_env.update(ARTIFACTS_DESTINATION=str(self.work / "rollout-artifacts"))
+        server_env.update(MLFLOW_WEBHOOK_ALLOWED_SCHEMES="http,https")
+        server_env.update(MLFLOW_WEBHOOK_ALLOW_PRIVATE_IPS="true")
+        server_url = f"http://127.0.0.1:{server_port}"
+        env = self.env(server_url, WEBHOOK_SECRET=secret)
+        receiver_command = [PYTHON, REPO / "webhook_receiver.py", "--port", str(receiver), "--"]
+        try:
+            with (
+                self.serve([REPO / "tracking_server.sh"], server_env, f"{server_url}/health",
+                           self.work / "rollout-server.log"),
+                self.serve([*receiver_command, *flags], env, f"http://127.0.0.1:{receiver}/",
+                           self.work / "receiver.log"),
+            ):  # fmt: skip
+                self.sh(
+                    py(REPO / "create_webhook.py", "--url", f"http://127.0.0.1:{receiver}/"), env
+                )
+                self.sh(py(REPO / "rollout.py", *flags), self.env(uri))
+                with Watch(front, lua) as watch:
+                    time.sleep(self.s.wrk_seconds * 2)
+                rows.append(watch.row("steady state, nothing changes", None))
+                # The alias moved straight in the SQLite file: no webhook fires; rollout.py by hand.
+                with Watch(front, lua) as watch:
+                    time.sleep(2)
+                    self.sh(py(REPO / "register_model.py", "--version", "2"), self.env(uri))
+                    moved = time.monotonic()
+                    self.sh(py(REPO / "rollout.py", *flags), self.env(uri))
+                    watch.first_answer(after=moved, version="2")
+                    time.sleep(2)
+                rows.append(watch.row("`register_model.py --version 2`, then `rollout.py`", moved))
+                # Through the tracking server: its webhook calls the receiver, which rolls out.
+                with Watch(front, lua) as watch:
+                    time.sleep(2)
+                    self.sh(py(REPO / "register_model.py", "--version", "1"), env)
+                    moved = time.monotonic()
+                    watch.first_answer(after=moved, version="1", timeout=180)
+                    time.sleep(2)
+                rows.append(watch.row("the same back, through the webhook", moved))
+        finally:
+            self.sh(py(REPO / "rollout.py", "--folder", folder, "--stop"), self.env(uri))
+        return (
+            "8. Rolling out a new champion",
+            "wrk posts the sample request at a steady rate (2 connections, each waiting 50 ms "
+            "between requests) while the version changes; a poller asks `/ping` on a new "
+            "connection every 50 ms to see when the new version first answers. The naive restart "
+            "is `serve_model.sh` alone, stopped and started; the others go through "
+            "`rollout.py`'s HAProxy front door. Time is counted from the alias move (the end of "
+            "`register_model.py`), or from the stop for the restart. wrk retries a refused "
+            "connection at once, without its 50 ms wait, so the restart's socket errors count "
+            "attempts during the silence, not clients.",
+            "what happens | requests answered | failed (non-2xx, socket errors) | p50 | p99 "
+            "| longest silence (poller) | new version answers after",
+            rows,
+            "a restart refuses every request for as long as the new process takes to import "
+            "MLflow and load the model. The blue/green rollout waits just as long for the new "
+            "version, but the old one answers meanwhile: no failed request. Latency rises while "
+            "the new slot starts on the same cores (p99 against the steady state above); on a "
+            "machine with cores to spare, or slots on another host, it would not. The webhook "
+            "adds only its own call to that wait: the slot's start is most of it.",
+        )
+
     def batch(self):
         env, rows, times = self.env(f"sqlite:///{self.store('champion')}"), [], []
         for size in self.s.batch_rows:
@@ -471,9 +569,82 @@ def insert_runs_directly(db: Path, count: int, below: float) -> None:
             con.execute(statement, {"experiment": experiment, "location": location})
 
 
+class Watch:
+    """wrk on the front door for as long as the block lasts, and a poller of /ping beside it.
+
+    wrk (stopped with Ctrl-C's signal, after which it prints its summary) gives the requests,
+    failures and latency; the poller, a new connection every 50 ms, gives when each version
+    answered and how long nothing did.
+    """
+
+    def __init__(self, port: int, lua: Path):
+        self.port, self.lua, self.seen = port, lua, []  # (time, version or None)
+        self.stopping = threading.Event()
+
+    def __enter__(self):
+        url = f"http://127.0.0.1:{self.port}/invocations"
+        self.output = tempfile.TemporaryFile("w+")
+        command = ["wrk", "--latency", "-c2", "-t1", "-d1h", "-s", str(self.lua), url]
+        self.wrk = subprocess.Popen(command, stdout=self.output, stderr=subprocess.STDOUT)
+        self.poller = threading.Thread(target=self.poll)
+        self.poller.start()
+        return self
+
+    def poll(self):
+        while not self.stopping.wait(0.05):
+            version = None
+            with contextlib.suppress(OSError):
+                ping = f"http://127.0.0.1:{self.port}/ping"
+                with urllib.request.urlopen(ping, timeout=1) as answer:
+                    version = answer.headers.get("X-Model-Version") or "up"
+            self.seen.append((time.monotonic(), version))
+
+    def first_answer(self, after: float, version: str | None = None, timeout: float = 120):
+        deadline = time.monotonic() + timeout
+        while not self.answered(after, version):
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"no answer from version {version} within {timeout} s")
+            time.sleep(0.05)
+
+    def answered(self, after, version=None):
+        return next((t for t, v in self.seen if t > after and v and v in (version, "up")), None)
+
+    def __exit__(self, *exc):
+        self.stopping.set()
+        self.poller.join()
+        self.wrk.send_signal(signal.SIGINT)
+        self.wrk.wait()
+        self.output.seek(0)
+        self.report = self.output.read()
+
+    def row(self, what: str, since: float | None) -> str:
+        out = self.report
+        p50, p99 = (re.search(rf"^\s+{q}%\s+(\S+)", out, re.M)[1] for q in (50, 99))
+        count = int(re.search(r"(\d+) requests in", out)[1])
+        bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+        sockets = re.search(
+            r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out
+        )
+        failed = f"{int(bad[1]) if bad else 0}, {sum(map(int, sockets.groups())) if sockets else 0}"
+        # The longest time between two answered polls, and when that silence ended.
+        longest, back, last = 0.0, None, None
+        for t, v in self.seen:
+            if v is not None:
+                if last is not None and t - last > longest:
+                    longest, back = t - last, t
+                last = t
+        new = next((v for _, v in reversed(self.seen) if v), None)  # the last that answered
+        if new == "up":  # no proxy, no version header: the server is back when the silence ends
+            first = back
+        else:
+            first = since and next((t for t, v in self.seen if t > since and v == new), None)
+        after = f"{first - since:.1f} s" if first and since else "-"
+        return f"{what} | {count} | {failed} | {p50} | {p99} | {longest:.1f} s | {after}"
+
+
 # --- The report ---------------------------------------------------------------------------
 
-PARTS = ["tracking", "server", "register", "serving", "batch", "load", "setup"]
+PARTS = ["tracking", "server", "register", "serving", "batch", "load", "setup", "rollout"]
 
 
 def machine() -> list[str]:
@@ -507,7 +678,9 @@ def main(argv=None) -> None:
             sys.exit(f"error: {tool} is not installed (apt-get install hyperfine wrk curl)")
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so that the `finally`s still run
     started, header = time.time(), machine()
-    parts = args.only or [p for p in PARTS if not (args.quick and p == "setup")]
+    # --quick leaves out set-up and the rollout (minutes either way: tests/test_rollout.py
+    # covers the rollout).
+    parts = args.only or [p for p in PARTS if not (args.quick and p in ("setup", "rollout"))]
     work = Path(tempfile.mkdtemp(prefix="mlflow-bench-"))
     bench, sections = Bench(QUICK if args.quick else FULL, work), []
     try:

@@ -295,6 +295,8 @@ LONGEST_FIRST = [
     "test_docs.py::test_track_runs_as_written[spark]",
     "test_docs.py::test_track_runs_as_written[team-server]",
     "test_docs.py::test_track_runs_as_written[tuning]",
+    "test_docs.py::test_track_runs_as_written[rollout]",
+    "test_rollout.py::",
     "test_benchmarks_smoke.py::",
 ]
 

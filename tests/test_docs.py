@@ -21,10 +21,13 @@ Rules they follow, so that this test can read them:
 - `<!-- docs-test: fails -->` before a bash block: each command in it runs on its own and
   must exit non-zero; their outputs together are matched against the next text block.
 - A bash block that is one long-running command (`./serve_model.sh`, `./tracking_server.sh`,
-  `make ui`, `make serve`, `make server`, maybe with VAR=value before and arguments after)
+  `make ui`, `make serve`, `make server`, `python webhook_receiver.py`, maybe with VAR=value
+  before and arguments after)
   starts in the background in its own process group. The test waits until its log matches
   its text block, runs the page's later blocks against it, and stops the whole group when the
   page ends or fails; what it logged until then must be clean too.
+- What `python rollout.py` starts (HAProxy, the slots) is stopped, by the process groups its
+  pid files in rollout/ name, when the track ends or fails.
 - `<!-- docs-test: quickstart -->` before a python block: not run here; tests/test_quickstart.py
   runs it in an empty folder.
 - `<!-- docs-test: excerpt (train_rfc.py) -->` before a python (or bash) block: the lines a
@@ -38,8 +41,11 @@ Rules they follow, so that this test can read them:
 
 from __future__ import annotations
 
+import contextlib
+import os
 import re
 import shutil
+import signal
 import subprocess
 import textwrap
 import time
@@ -72,10 +78,14 @@ TRACKS = {
     "tuning": ["docs/07-tune-and-autolog.md", "docs/08-promotion-gate.md"],
     "team-server": ["docs/team-server.md"],
     "reference": ["docs/measuring.md", "docs/testing.md"],
+    "rollout": ["docs/09-roll-out.md"],
 }
 # A track that starts mid-way first runs, as a reader who starts there would, the commands of
 # the chapters it builds on (each page says which in its "Before:" line).
-BEFORE = {"spark": ["python train_rfc.py", "python register_model.py"]}
+BEFORE = {
+    "spark": ["python train_rfc.py", "python register_model.py"],
+    "rollout": ["python train_rfc.py", "python register_model.py"],
+}
 MARKER = re.compile(
     r"<!-- docs-test: (?P<kind>skip|fails|quickstart|excerpt)( \((?P<reason>.*)\))? -->"
 )
@@ -88,14 +98,16 @@ EXCERPTS = {
     "docs/08-promotion-gate.md": "promotion_gate.py",
 }
 LONG_RUNNING = re.compile(
-    r"(\w+=\S*[ \t]+)*(\./serve_model\.sh|\./tracking_server\.sh|make (ui|serve|server))\b[^;&|\n]*"
+    r"(\w+=\S*[ \t]+)*(\./serve_model\.sh|\./tracking_server\.sh|make (ui|serve|server)"
+    r"|python webhook_receiver\.py)\b[^;&|\n]*"
 )
 # Each must be run by some page: `python <name>` or `./<name>`.
-SCRIPTS = "train_rfc.py train_ann.py register_model.py predict.py predict_spark.py".split()
+SCRIPTS = """train_rfc.py train_ann.py register_model.py predict.py predict_spark.py rollout.py
+    webhook_receiver.py create_webhook.py champion_history.py""".split()
 SHELL_SCRIPTS = ["serve_model.sh", "tracking_server.sh"]
 # What a reader's fresh clone does not have: stores, environments, what the pages make.
 NOT_CLONED = """.git .venv mlflow.db mlruns mlartifacts server basic_auth.db __pycache__ *_cache
-    .serve-once.* my-data scored"""
+    .serve-once.* my-data scored rollout"""
 MAX_SKIPS = 6
 SERVER_TIMEOUT = 120  # seconds for a server to print what its text block shows
 
@@ -314,8 +326,13 @@ def run_track(pages: list[str], before: list[str], tmp_path: Path) -> None:
     shell = Track(copy=copy, scratch=tmp_path / "scratch", cwd=copy, env=env)
     for command in before:
         subprocess.run(command.split(), cwd=copy, env=env, check=True, capture_output=True)
-    for page in pages:
-        shell.run_page(page)
+    try:
+        for page in pages:
+            shell.run_page(page)
+    finally:  # what rollout.py started lives in process groups its pid files name
+        for pid_file in (copy / "rollout").glob("*.pid"):
+            with contextlib.suppress(ProcessLookupError, ValueError):
+                os.killpg(int(pid_file.read_text()), signal.SIGKILL)
 
 
 @pytest.mark.parametrize("track", TRACKS)

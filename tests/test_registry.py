@@ -135,11 +135,21 @@ def test_the_gate_promotes_refuses_is_forced_and_rollback_skips_it(trained_store
     assert decision.data.tags["forced"] == "true"
     assert decision.info.run_name == "forced: stump over version 2"
 
-    # Rolling back skips the gate: the operator has decided.
+    # Rolling back skips the gate (the operator has decided), but its decision run records the
+    # move: no evaluation, the verdict, the version and the reason given.
     count = len(decisions(store))
-    rolled = store.call("register_model.py", "--version", "2")
+    rolled = store.call("register_model.py", "--version", "2", "--reason", "stump misfires")
     assert "moved: version 1 -> version 2" in rolled.stdout
-    assert len(decisions(store)) == count
+    assert len(decisions(store)) == count + 1
+    decision = decisions(store)[-1]
+    assert evaluations(store, decision) == []
+    assert decision.info.run_name == "rolled back: version 1 -> version 2"
+    tags = decision.data.tags
+    assert (tags["verdict"], tags["version"], tags["reason"]) == (
+        "rolled back",
+        "2",
+        "stump misfires",
+    )
 
     # An unknown version or run is refused, and the alias stays where it was.
     for args in (["--version", "9"], ["--run-id", "0123456789abcdef"]):

@@ -1,0 +1,146 @@
+"""Which version was the champion, and when: the promotion gate's decision runs, in order.
+
+What you learn here: the registry knows only where an alias points *now*. The history is in
+the runs register_model.py logs, one per decision, in the experiment
+`breast-cancer-promotion`: when (the run's start), who (the run's user), the verdict
+(promoted, forced, refused, or rolled back with --version), the version the alias moved to and
+the reason, all as tags. A
+search over that experiment, oldest first, is the audit trail; the registry adds where the
+alias points now, and the run each version came from.
+
+    python champion_history.py                          # every decision, then the champion now
+    python champion_history.py --at "2026-12-01 14:00"  # what was the champion then? (UTC)
+
+A roll back (`register_model.py --version N --reason "..."`) skips the gate but logs its
+decision run too. An alias moved by other means (the UI, the API) has none: the history says
+so when the alias points somewhere the last decision did not leave it.
+"""
+
+import argparse
+import os
+from datetime import UTC, datetime
+from pathlib import Path
+
+import mlflow
+from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
+
+try:  # one-line errors for MLflow's own exceptions; this file runs without it
+    import guardrails
+except ModuleNotFoundError:
+    guardrails = None
+
+HERE = Path(__file__).resolve().parent
+MODEL_NAME = "breast-cancer-classifier"
+PROMOTION_EXPERIMENT = "breast-cancer-promotion"
+
+
+def decisions(model_name):
+    """The gate's decision runs, oldest first (the evaluations are their children: left out)."""
+    experiment = mlflow.get_experiment_by_name(PROMOTION_EXPERIMENT)
+    if experiment is None:
+        return []
+    return mlflow.search_runs(
+        experiment_ids=[experiment.experiment_id],
+        filter_string="tags.verdict != ''",  # only decision runs carry a verdict
+        order_by=["attributes.start_time ASC"],
+        output_format="list",
+    )
+
+
+def when(milliseconds):
+    return datetime.fromtimestamp(milliseconds / 1000, UTC).strftime("%Y-%m-%d %H:%M")
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    if "MLFLOW_TRACKING_URI" not in os.environ:
+        store = HERE / "mlflow.db"
+        if not store.exists():
+            raise SystemExit(f"error: no store at {store}; train and register first")
+        mlflow.set_tracking_uri(f"sqlite:///{store}")
+    elif guardrails:  # a tracking server: a dead one fails in seconds, not minutes
+        guardrails.check_tracking_server()
+    client = MlflowClient()
+    runs = decisions(args.model_name)
+    if not runs:
+        raise SystemExit(
+            f"error: no decision runs in {PROMOTION_EXPERIMENT!r} ({mlflow.get_tracking_uri()}); "
+            "promote first: python register_model.py"
+        )
+
+    print(f"The gate's decisions for {args.model_name}@{args.alias}, oldest first (UTC):")
+    moved_to = None  # the version the last decision left the alias on
+    for run in runs:
+        tags = run.data.tags
+        verdict = "forced" if tags.get("forced") == "true" else tags["verdict"]
+        version = tags.get("version")
+        if verdict != "refused" and version:
+            moved_to = version
+        target = f"version {version}" if verdict != "refused" and version else "stays"
+        print(
+            f"  {when(run.info.start_time)}  {verdict:<8} {target:<10} by {run.info.user_id}: "
+            f"{tags.get('challenger')} vs {tags.get('champion')}; {tags.get('reason')}"
+        )
+
+    try:
+        now = client.get_model_version_by_alias(args.model_name, args.alias)
+    except MlflowException:
+        raise SystemExit(f"error: {args.model_name} has no alias {args.alias!r}") from None
+    source = now.tags.get("source_run_name", "?")
+    print(
+        f"Now: {args.alias} -> version {now.version} (run {source!r}, registered "
+        f"{when(now.creation_timestamp)})"
+    )
+    if str(now.version) != str(moved_to):
+        print(
+            f"  Version {now.version} was set outside register_model.py (the UI or the API), after "
+            "the last decision: no decision run records when or by whom."
+        )
+
+    if args.at:
+        try:
+            at = datetime.fromisoformat(args.at).replace(tzinfo=UTC).timestamp() * 1000
+        except ValueError:
+            raise SystemExit(
+                f"error: --at {args.at!r} is not a time like '2026-12-01 14:00'"
+            ) from None
+        before = [
+            r
+            for r in runs
+            if r.info.start_time <= at and r.data.tags["verdict"] != "refused"
+            and r.data.tags.get("version")
+        ]  # fmt: skip
+        if not before:
+            print(f"At {args.at}: no champion yet.")
+        else:
+            last = before[-1]
+            print(
+                f"At {args.at}: version {last.data.tags['version']}, promoted "
+                f"{when(last.info.start_time)} ({last.data.tags['challenger']}), unless rolled "
+                "back since"
+            )
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(
+        description="Print the champion's history: every decision of the promotion gate, "
+        "oldest first, and where the alias points now.",
+    )
+    parser.add_argument(
+        "--model-name", default=MODEL_NAME, help="registered model (default: %(default)s)"
+    )
+    parser.add_argument("--alias", default="champion", help="alias (default: %(default)s)")
+    parser.add_argument(
+        "--at",
+        metavar="'YYYY-MM-DD HH:MM'",
+        help="also say which version the gate had made champion at this time (UTC)",
+    )
+    return parser.parse_args(argv)
+
+
+if __name__ == "__main__":
+    if guardrails:
+        guardrails.exit_on_error(main)
+    else:
+        main()
