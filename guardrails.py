@@ -174,7 +174,8 @@ def check_training_csv(path: str | Path, target: str, test_size: float) -> None:
     missing = X.columns[X.isna().any()].tolist() + ([target] if y.isna().any() else [])
     if missing:
         raise SystemExit(
-            f"error: {path} has empty cells in column(s): {', '.join(map(str, missing))}"
+            f"error: {path} has empty cells in column(s): {', '.join(map(str, missing))}; "
+            "fill them or drop those rows (pandas: fillna, dropna)"
         )
 
     rows, counts = len(frame), y.astype(str).value_counts()

@@ -58,7 +58,7 @@ def predict_locally(model_name: str, alias: str, rows: pd.DataFrame) -> list:
 
 
 def predict_via_server(url: str, rows: pd.DataFrame) -> list:
-    # "dataframe_split" is one of the four bodies /invocations accepts (see the README).
+    # "dataframe_split" is one of the four bodies /invocations accepts (docs/06-serve-and-predict.md).
     body = json.dumps({"dataframe_split": rows.to_dict(orient="split", index=False)})
     request = urllib.request.Request(
         f"{url.rstrip('/')}/invocations",

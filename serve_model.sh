@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # Serve the champion model over HTTP with `mlflow models serve`.
 #
-# What you learn here: a registered model is served by name and alias, never by path, so
-# promoting or rolling back (register_model.py) changes what the next server start serves.
-# Before the server loads it, the model's MLmodel is checked against check_model.py's list.
+# What you learn here: a registered model is served by name and alias, never by path: at start
+# the alias is resolved to the version it points at, so promoting or rolling back
+# (register_model.py) changes what the next server start serves. Before the server loads that
+# version, its MLmodel is checked against check_model.py's list. The last line is the lesson:
+#   mlflow models serve --model-uri models:/<name>/<version> --env-manager local
+
 #
 #   ./serve_model.sh                  # http://127.0.0.1:5001, the store at the repository root
 #   PORT=6000 ./serve_model.sh        # another port

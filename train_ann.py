@@ -10,13 +10,13 @@ Run it (from any directory: the runs land in mlflow.db and mlruns/ next to this 
 
     python train_ann.py
     python train_ann.py --hidden-layers 64,32 --alpha 0.01 --run-name two-layers
-    python train_ann.py --data my.csv --target label
+    python train_ann.py --data my.csv --target label --experiment-name my-project
 
 Then run `make ui`, open http://127.0.0.1:5000, pick the experiment
 "breast-cancer-neural-network" and compare test_f1 against alpha.
 
 Copy it: this file alone runs in any folder of yours (`python train_ann.py --data yours.csv
---target label`). In this repository it also uses guardrails.py and offline.py (the block at
+--target label --experiment-name yours`). In this repository it also uses guardrails.py and offline.py (the block at
 the bottom): bad input fails in one clear line, and a tracking server that goes away mid-run
 costs no trained model (docs/team-server.md).
 """

@@ -96,7 +96,9 @@ def test_the_quickstart_runs_in_an_empty_folder(tmp_path, swap):
     model = mlflow.pyfunc.load_model(f"models:/{logged.model_id}")
     assert model.metadata.signature is not None
     assert model.metadata.saved_input_example_info is not None
-    predictions = model.predict(X.head(20).astype("float64"))
+    predictions = model.predict(
+        X.head(20).astype("float64").rename(columns=lambda n: n.replace(" ", "_"))
+    )
     assert len(predictions) == 20 and set(predictions) <= {"malignant", "benign"}
     if swap != "as written":
         return

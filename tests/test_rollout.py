@@ -200,14 +200,18 @@ def test_rollout_and_rollback_drop_no_request_and_a_broken_version_never_serves(
     )
     assert not list(elsewhere.glob("*.pid"))
 
-    # The history: the gate's one decision, and the moves by --version it cannot date.
+    # The history: the gate's one decision, then every move by --version, in order, each with
+    # its time, user and reason; the last leaves the alias where it is now.
     history = store.run("champion_history.py")
     assert_clean(history)
     lines = history.stdout.splitlines()
-    assert len(lines) == 4 and " promoted version 1  by " in lines[1], history.stdout
+    assert " promoted version 1  by " in lines[1], history.stdout
     assert lines[1].endswith("vs no champion; first promotion: no champion to compare with")
-    assert lines[2].startswith(f"Now: champion -> version {version} ")
-    assert lines[3].strip().startswith(f"Version {version} was set by a roll back")
+    moves = lines[2:-1]
+    assert len(moves) == 4 and all(" rolled back version " in line for line in moves), moves
+    assert moves[-1].split(" rolled back version ")[1].startswith(f"{version}  by ")
+    assert all(line.endswith("; rolled back by hand") for line in moves)
+    assert lines[-1].startswith(f"Now: champion -> version {version} ")
 
     stopped = store.run("rollout.py", "--folder", str(rollout_folder), "--stop")
     assert stopped.stdout.splitlines() == ["Stopped haproxy", "Stopped blue"]
