@@ -139,7 +139,15 @@ train: env
 ## test: the same set-up plus the test tools (requirements/test.txt), then every test
 test: env
 	$(call install_extras,requirements/test.txt)
-	python -m pytest -n 2
+	python -m pytest -n 2 -m "not old_stores"
+
+## test-old-stores: old stores (MLflow 2's ./mlruns, an older MLflow 3 on SQLite and PostgreSQL)
+## migrated and upgraded; builds those MLflow versions' environments from PyPI (minutes)
+.PHONY: test-old-stores
+test-old-stores: env
+	$(call install_extras,requirements/test.txt)
+	$(ENSURE_UV)
+	python -m pytest -n 2 -m old_stores
 
 ## test-pythons: the tutorial end to end under Python 3.11, 3.12 and 3.13 (each found by
 ## version: python3.X or uv), in fresh clones in a folder with a space (tests/pythons.sh)
@@ -168,9 +176,9 @@ ui: env
 serve: env
 	PORT=$(SERVE_PORT) ./serve_model.sh
 
-## clean: forget every run (mlflow.db, mlruns/, the team server's server/ and basic_auth.db, Spark's scored/); keep .venv
+## clean: forget every run (mlflow.db, mlruns/, the team server's server/ and basic_auth.db, Spark's scored/, chapter 9's old-project/); keep .venv
 clean:
-	rm -rf mlflow.db mlruns server scored basic_auth.db .serve-once.log .serve-once.out
+	rm -rf mlflow.db mlruns server scored basic_auth.db .serve-once.log .serve-once.out old-project mlflow2.json
 
 ## bench: what tracking, the gate, serving, Spark and a loaded team server cost; writes docs/benchmarks.md (apt: hyperfine wrk, and Java 17+ for Spark)
 .PHONY: bench
