@@ -306,6 +306,7 @@ def pytest_collection_modifyitems(items):
     for item in items:
         if item.nodeid.split("/")[-1] in OLD_STORES:
             item.add_marker(pytest.mark.old_stores)
+
     def rank(item):
         where = item.nodeid.split("/")[-1]
         return next(
