@@ -68,7 +68,7 @@ def snapshot(uri: str) -> dict:
     for experiment in experiments:
         where = f"experiment {experiment.name}"
         for field in EXPERIMENT_FIELDS:
-            items[f"{where}: {field}"] = getattr(experiment, field, None)
+            items[f"{where}: {field}"] = empty_as_none(getattr(experiment, field, None))
         for key, value in experiment.tags.items():
             items[f"{where}: tag {key}"] = value
         runs = client.search_runs(
@@ -78,7 +78,7 @@ def snapshot(uri: str) -> dict:
             where = f"run {run.info.run_id} ({run.info.run_name})"
             items[f"{where}: experiment"] = experiment.name
             for field in RUN_FIELDS:
-                items[f"{where}: {field}"] = getattr(run.info, field, None)
+                items[f"{where}: {field}"] = empty_as_none(getattr(run.info, field, None))
             for key, value in run.data.params.items():
                 items[f"{where}: param {key}"] = value
             for key, value in run.data.tags.items():
@@ -93,7 +93,7 @@ def snapshot(uri: str) -> dict:
     for model in client.search_registered_models(max_results=PAGE):
         where = f"registered model {model.name}"
         for field in MODEL_FIELDS:
-            items[f"{where}: {field}"] = getattr(model, field, None)
+            items[f"{where}: {field}"] = empty_as_none(getattr(model, field, None))
         for key, value in model.tags.items():
             items[f"{where}: tag {key}"] = value
         for alias, version in sorted(getattr(model, "aliases", {}).items()):
@@ -101,10 +101,15 @@ def snapshot(uri: str) -> dict:
         for version in client.search_model_versions(f"name = '{model.name}'"):
             where_version = f"{where} version {version.version}"
             for field in VERSION_FIELDS:
-                items[f"{where_version}: {field}"] = getattr(version, field, None)
+                items[f"{where_version}: {field}"] = empty_as_none(getattr(version, field, None))
             for key, value in version.tags.items():
                 items[f"{where_version}: tag {key}"] = value
     return items
+
+
+def empty_as_none(value):
+    """A tracking server's REST API says '' where a database says None: the same nothing."""
+    return None if value == "" else value
 
 
 def list_artifacts(client, run_id, path=None):

@@ -324,6 +324,9 @@ def test_a_pickled_model_is_refused_then_relogged_in_skops_on_consent(old_projec
     assert info.flavors["sklearn"]["serialization_format"] == "skops"
     assert info.flavors["sklearn"]["skops_trusted_types"]
     assert info.signature == old_signature
+    # Its files go where the migrated experiment keeps its artifacts: into the old folder.
+    location = client.get_logged_model(version.model_id).artifact_location
+    assert location.startswith(mlruns.as_uri()), location
     # Everything migrated is still there, unchanged; the new run is the only addition.
     after = compare(mlruns, f"sqlite:///{db}", env=env, check=False)
     assert after.returncode == 1
