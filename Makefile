@@ -178,7 +178,7 @@ serve: env
 
 ## clean: forget every run (mlflow.db, mlruns/, the team server's server/ and basic_auth.db, Spark's scored/, chapter 9's old-project/); keep .venv
 clean:
-	rm -rf mlflow.db mlruns server scored basic_auth.db .serve-once.log .serve-once.out old-project mlflow2.json
+	rm -rf mlflow.db mlruns server scored basic_auth.db .serve-once.log .serve-once.out old-project mlflow2.json old-server before.json before.csv
 
 ## bench: what tracking, the gate, serving, Spark and a loaded team server cost; writes docs/benchmarks.md (apt: hyperfine wrk, and Java 17+ for Spark)
 .PHONY: bench

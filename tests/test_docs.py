@@ -67,7 +67,7 @@ TRACKS = {
     "tuning": ["docs/07-tune-and-autolog.md", "docs/08-promotion-gate.md"],
     "team-server": ["docs/team-server.md"],
     "reference": ["docs/measuring.md", "docs/testing.md"],
-    "old-stores": ["docs/09-old-runs.md"],
+    "old-stores": ["docs/09-old-runs.md", "docs/10-upgrade-mlflow.md"],
 }
 # A track that starts mid-way first runs, as a reader who starts there would, the commands of
 # the chapters it builds on (each page says which in its "Before:" line).
@@ -81,7 +81,8 @@ SCRIPTS = "train_rfc.py train_ann.py register_model.py predict.py predict_spark.
 SHELL_SCRIPTS = ["serve_model.sh", "tracking_server.sh"]
 # What a reader's fresh clone does not have: stores, environments, what the pages make.
 NOT_CLONED = """.git .venv mlflow.db mlruns mlartifacts server basic_auth.db __pycache__ *_cache
-    .serve-once.* my-data scored .venv-mlflow2 old-project mlflow2.json"""
+    .serve-once.* my-data scored .venv-mlflow2 old-project mlflow2.json
+    .venv-mlflow3-older old-server before.json before.csv"""
 MAX_SKIPS = 6
 SERVER_TIMEOUT = 120  # seconds for a server to print what its text block shows
 

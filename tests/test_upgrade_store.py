@@ -116,6 +116,8 @@ def upgrade_and_check(old_python, uri, folder, start_process, old_predictions) -
     predicted = run_command([PYTHON, str(REPO / "predict.py")], env=client_env, cwd=folder)
     assert_clean(predicted)
     assert predicted.stdout == old_predictions
+    # The one line the page shows and explains: the model records the MLflow that logged it.
+    assert f" - mlflow (current: 3.17.2, required: mlflow=={OLD_VERSION})" in predicted.stderr
     # The old MLflow no longer reads the upgraded store, and says so (wrongly: "out-of-date").
     locked_out = run_command(
         [str(old_python), str(REPO / "compare_stores.py"), "--save", str(folder / "x.json"), uri],
