@@ -429,9 +429,10 @@ class Bench:
             "logged model each, as in part 3), each run of hyperfine; no warm-up.",
             "store | wall time | peak memory",
             rows,
-            "an upgrade is a short stop of the server, and barely grows with the store: the "
-            "migrations change tables and indexes, they do not rewrite the runs one by one. Take "
-            "the backup first (docs/10-upgrade-mlflow.md); copying the file takes less.",
+            "the upgrade is a stop of the server measured in seconds, and the store's size did "
+            "not show in it here (the migrations alter tables and indexes; they do not rewrite "
+            "the runs one by one). Stop the writers and take the backup first "
+            "([chapter 10](10-upgrade-mlflow.md)).",
         )
 
 

@@ -299,6 +299,15 @@ def test_a_pickled_model_is_refused_then_relogged_in_skops_on_consent(old_projec
         f"{uri} --i-trust-this-pickle\n"
     )
     assert compare(mlruns, f"sqlite:///{db}", env=env).returncode == 0  # nothing changed
+    # MLflow 2 runs have no MLflow 3 logged model: register_model.py finds none, in one line.
+    unranked = run_command(
+        [PYTHON, str(REPO / "register_model.py")], env=env, cwd=tmp_path, check=False
+    )
+    assert unranked.returncode == 1
+    assert unranked.stderr.startswith("error: ") and unranked.stderr.count("\n") == 1, (
+        unranked.stderr
+    )
+    assert "logged a model" in unranked.stderr
 
     relogged = run_command(
         [PYTHON, str(REPO / "relog_pickled_model.py"), uri, "--i-trust-this-pickle"],
