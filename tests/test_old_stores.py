@@ -334,7 +334,11 @@ def test_a_pickled_model_is_refused_then_relogged_in_skops_on_consent(old_projec
     assert info.flavors["sklearn"]["skops_trusted_types"]
     assert info.signature == old_signature
     # Its files go where the migrated experiment keeps its artifacts: into the old folder.
-    location = client.get_logged_model(version.model_id).artifact_location
+    experiment_id = client.get_run(version.run_id).info.experiment_id
+    (logged,) = client.search_logged_models(
+        [experiment_id], filter_string=f"source_run_id = '{version.run_id}'"
+    )
+    location = logged.artifact_location
     assert location.startswith(mlruns.as_uri()), location
     # Everything migrated is still there, unchanged; the new run is the only addition.
     after = compare(mlruns, f"sqlite:///{db}", env=env, check=False)
