@@ -139,7 +139,15 @@ train: env
 ## test: the same set-up plus the test tools (requirements/test.txt), then every test
 test: env
 	$(call install_extras,requirements/test.txt)
-	python -m pytest -n 2
+	python -m pytest -n 2 -m "not old_stores"
+
+## test-old-stores: old stores (MLflow 2's ./mlruns, an older MLflow 3 on SQLite and PostgreSQL)
+## migrated and upgraded; builds those MLflow versions' environments from PyPI (minutes)
+.PHONY: test-old-stores
+test-old-stores: env
+	$(call install_extras,requirements/test.txt)
+	$(ENSURE_UV)
+	python -m pytest -n 2 -m old_stores
 
 ## test-quick: the edit loop's subset, under 2 minutes: the quickstart and its promotion, both
 ## training scripts, the registry and the gate, the docs' own checks and chapters 1-2 as written
@@ -175,11 +183,11 @@ ui: env
 serve: env
 	PORT=$(SERVE_PORT) ./serve_model.sh
 
-## clean: forget every run (mlflow.db, mlruns/, the team server's server/ and basic_auth.db, Spark's scored/, rollout/); keep .venv
+## clean: forget every run (mlflow.db, mlruns/, the team server's server/ and basic_auth.db, Spark's scored/, rollout/, the old-runs chapter's old-project/); keep .venv
 clean:
 	@# First stop what rollout.py left running: each of its pid files names a process group.
 	@for pid in rollout/*.pid; do [ -f "$$pid" ] && kill -- -"$$(cat "$$pid")" 2>/dev/null; done; true
-	rm -rf mlflow.db mlruns server scored basic_auth.db rollout .serve-once.log .serve-once.out
+	rm -rf mlflow.db mlruns server scored basic_auth.db rollout .serve-once.log .serve-once.out old-project mlflow2.json old-server before.json before.csv
 
 ## bench: what tracking, the gate, serving, Spark and a loaded team server cost; writes docs/benchmarks.md (apt: hyperfine wrk, and Java 17+ for Spark)
 .PHONY: bench

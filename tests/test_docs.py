@@ -79,6 +79,7 @@ TRACKS = {
     "team-server": ["docs/team-server.md"],
     "reference": ["docs/measuring.md", "docs/testing.md"],
     "rollout": ["docs/09-roll-out.md"],
+    "old-stores": ["docs/old-runs.md", "docs/upgrade-mlflow.md"],
 }
 # A track that starts mid-way first runs, as a reader who starts there would, the commands of
 # the chapters it builds on (each page says which in its "Before:" line).
@@ -107,7 +108,8 @@ SCRIPTS = """train_rfc.py train_ann.py register_model.py predict.py predict_spar
 SHELL_SCRIPTS = ["serve_model.sh", "tracking_server.sh"]
 # What a reader's fresh clone does not have: stores, environments, what the pages make.
 NOT_CLONED = """.git .venv mlflow.db mlruns mlartifacts server basic_auth.db __pycache__ *_cache
-    .serve-once.* my-data scored rollout"""
+    .serve-once.* my-data scored rollout .venv-mlflow2 old-project mlflow2.json
+    .venv-mlflow3-older old-server before.json before.csv"""
 MAX_SKIPS = 6
 SERVER_TIMEOUT = 120  # seconds for a server to print what its text block shows
 
