@@ -149,8 +149,8 @@ test-old-stores: env
 	$(ENSURE_UV)
 	python -m pytest -n 2 -m old_stores
 
-## test-quick: the edit loop's subset, under 2 minutes: the quickstart and its promotion, both
-## training scripts, the registry and the gate, the docs' own checks and chapters 1-2 as written
+## test-quick: the edit loop's subset, under 2 minutes: the quickstart and its promotion, the
+## registry and the gate, the docs' own checks, and chapters 1-2 as written (both training scripts)
 .PHONY: test-quick
 test-quick: env
 	$(call install_extras,requirements/test.txt)

@@ -291,6 +291,7 @@ def start_process():
 # The longest tests, longest first. `pytest -n 2` hands tests out in collection order, so these
 # go first: started last, one of them would keep a worker busy while the other sits idle.
 LONGEST_FIRST = [
+    "test_docs.py::test_first_chapters_run_as_written",  # --quick's longest
     "test_docs.py::test_track_runs_as_written[tutorial]",
     "test_docs.py::test_track_runs_as_written[spark]",
     "test_docs.py::test_track_runs_as_written[team-server]",

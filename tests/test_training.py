@@ -59,7 +59,6 @@ def only_run(store, experiment):
     return runs[0]
 
 
-@pytest.mark.quick
 @pytest.mark.parametrize("script", SCRIPTS)
 def test_a_run_records_params_metrics_figure_data_and_a_model_that_reproduces_its_score(
     store, script
@@ -158,7 +157,6 @@ def test_numeric_labels_are_category_names_and_experiment_name_chooses_the_exper
     assert set(model.predict(frame.drop(columns="diagnosis"))) == {"0", "1"}
 
 
-@pytest.mark.quick
 def test_a_copied_script_runs_alone_and_logs_next_to_itself_from_any_directory(tmp_path):
     """Without MLFLOW_TRACKING_URI, the store is mlflow.db next to the script, whatever the cwd.
 
