@@ -136,6 +136,8 @@ def main(argv=None):
             signature=infer_signature(X_train, y_pred),
             input_example=X_train.head(3),
             pip_requirements=PIP_REQUIREMENTS,
+            # skops, not pickle: MLflow 3.17's default, said here since older 3.x used cloudpickle.
+            serialization_format="skops",
             skops_trusted_types=SKOPS_TRUSTED_TYPES,
         )
         run_metrics = {**metrics, "cv_f1": best_cv_f1}  # and the score that chose the winner
