@@ -54,6 +54,22 @@ def old_env(uri: str) -> dict:
     return env
 
 
+def old_predict(old_python) -> list[str]:
+    """The old MLflow's predictions of the sample rows, printed as predict.py prints them.
+
+    Not predict.py itself: it pins the alias to `models:/<name>/<version>` before it checks and
+    loads, and MLflow 3.10 cannot resolve that URI on PostgreSQL ("operator does not exist:
+    integer = character varying"); 3.17 can. The alias itself resolves in both.
+    """
+    program = (
+        "import sys, mlflow, pandas as pd; "
+        "model = mlflow.pyfunc.load_model('models:/breast-cancer-classifier@champion'); "
+        "rows = pd.read_csv(sys.argv[1]); "
+        "pd.DataFrame({'prediction': model.predict(rows)}).to_csv(sys.stdout, index=False)"
+    )
+    return [str(old_python), "-c", program, str(REPO / "data" / "sample_rows.csv")]
+
+
 def write_old_store(old_python: Path, uri: str, folder: Path) -> str:
     """The tutorial's scripts, run by the older MLflow: runs, the gate's decision, champion."""
     env = old_env(uri)
@@ -80,7 +96,7 @@ def write_old_store(old_python: Path, uri: str, folder: Path) -> str:
         env=env,
         cwd=folder,
     )
-    return run_command([str(old_python), str(REPO / "predict.py")], env=env, cwd=folder).stdout
+    return run_command(old_predict(old_python), env=env, cwd=folder).stdout
 
 
 def upgrade_and_check(old_python, uri, folder, start_process, old_predictions) -> float:
@@ -215,8 +231,6 @@ def test_postgresql_store_upgrades_with_nothing_lost_and_its_dump_rolls_back(
         )
         assert " items compared: 0 differ " in again.stdout
         assert (
-            run_command(
-                [str(old_python), str(REPO / "predict.py")], env=old_env(uri), cwd=tmp_path
-            ).stdout
+            run_command(old_predict(old_python), env=old_env(uri), cwd=tmp_path).stdout
             == old_predictions
         )
