@@ -1,6 +1,8 @@
 # The tutorial's commands. `make demo` and `make test` are all a new reader needs.
 PYTHON ?= python3
 UI_PORT ?= 5000
+# The SQLite store `make ui` opens: the tutorial's own, or another file (make ui STORE=old-runs.db).
+STORE ?= mlflow.db
 SERVE_PORT ?= 5001
 # Keep MLflow's anonymous usage telemetry off in everything make starts.
 export MLFLOW_DISABLE_TELEMETRY := true
@@ -53,15 +55,17 @@ uv_install = "$(1)" pip install --quiet --compile-bytecode --python "$(ENV_DIR)/
 install = $(if $(UV),$(call uv_install,$(UV)),python -m pip install --quiet)
 
 define CREATE_VENV
-@echo "make: creating .venv and installing requirements.txt with uv (first run)"
+@echo "make: creating .venv, installing requirements.txt and the tutorial's modules with uv (first run)"
 $(PYTHON) -m venv .venv
 $(if $(HOST_UV),,.venv/bin/python -m pip install --quiet uv==$(UV_VERSION))
 $(call uv_install,$(or $(HOST_UV),.venv/bin/uv)) -r requirements.txt
+$(call uv_install,$(or $(HOST_UV),.venv/bin/uv)) --no-deps -e .
 endef
 
 define UPDATE_VENV
 @echo "make: .venv does not match requirements.txt ($(call lacks,requirements.txt)): installing it"
 $(install) -r requirements.txt
+$(install) --no-deps -e .
 endef
 
 # A target's extra tools (one of requirements/*.txt), installed only if the environment lacks them.
@@ -128,26 +132,47 @@ echo "Server stopped."
 endef
 
 ## train: three hyperparameter settings per model family, so the UI has runs to compare
+## (two at a time, a forest beside a network: each is one process, and this machine has cores)
 train: env
-	python train_rfc.py --n-estimators 50 --max-depth 3 --run-name rf-shallow
-	python train_rfc.py --n-estimators 100 --run-name rf-default
-	python train_rfc.py --n-estimators 300 --min-samples-leaf 5 --max-features 0.5 --run-name rf-smooth
-	python train_ann.py --hidden-layers 16 --run-name mlp-small
-	python train_ann.py --hidden-layers 64,32 --alpha 0.01 --run-name mlp-two-layers
-	python train_ann.py --hidden-layers 8 --alpha 1.0 --learning-rate 0.01 --run-name mlp-strong-penalty
+	$(call train_pair,train_rfc.py --n-estimators 50 --max-depth 3 --run-name rf-shallow,train_ann.py --hidden-layers 16 --run-name mlp-small)
+	$(call train_pair,train_rfc.py --n-estimators 100 --run-name rf-default,train_ann.py --hidden-layers 64$(comma)32 --alpha 0.01 --run-name mlp-two-layers)
+	$(call train_pair,train_rfc.py --n-estimators 300 --min-samples-leaf 5 --max-features 0.5 --run-name rf-smooth,train_ann.py --hidden-layers 8 --alpha 1.0 --learning-rate 0.01 --run-name mlp-strong-penalty)
 
-## test: the same set-up plus the test tools (requirements/test.txt), then every test
+comma := ,
+# Two training runs side by side, into two experiments of the one store; each one's lines are
+# printed when both have finished, so that they do not interleave. Fails if either failed.
+define train_pair
+@echo "python $(1) & python $(2)"
+@python $(1) > .train-1.log 2>&1 & first=$$!; \
+python $(2) > .train-2.log 2>&1; second=$$?; wait $$first; first=$$?; \
+cat .train-1.log .train-2.log; rm -f .train-1.log .train-2.log; \
+[ $$first -eq 0 ] && [ $$second -eq 0 ]
+endef
+
+## test: the README, the quickstart and chapters 1-8 (with their tools, requirements/test.txt);
+## under 8 minutes on two cores. The topic rooms have their own targets, below.
 test: env
 	$(call install_extras,requirements/test.txt)
-	python -m pytest -n 2 -m "not old_stores"
+	python -m pytest -n 2 -m "not room"
 
-## test-old-stores: old stores (MLflow 2's ./mlruns, an older MLflow 3 on SQLite and PostgreSQL)
-## migrated and upgraded; builds those MLflow versions' environments from PyPI (minutes)
-.PHONY: test-old-stores
-test-old-stores: env
+# The topic rooms, each a folder with its page and code, and its tests (docs/testing.md):
+## test-rollout / test-spark / test-team-server / test-old-stores / test-bench: one room's tests
+## (test-old-stores builds MLflow 2 and an older MLflow 3 from PyPI; test-bench: the benchmark's smoke test)
+ROOM_TARGETS := test-rollout test-spark test-team-server test-old-stores test-bench
+.PHONY: $(ROOM_TARGETS) test-rooms test-all
+$(ROOM_TARGETS): test-%: env
 	$(call install_extras,requirements/test.txt)
 	$(ENSURE_UV)
-	python -m pytest -n 2 -m old_stores
+	python -m pytest -n 2 -m $(subst -,_,$*)
+
+## test-rooms: every room's tests, in one session (they share its trained stores)
+test-rooms: env
+	$(call install_extras,requirements/test.txt)
+	$(ENSURE_UV)
+	python -m pytest -n 2 -m room
+
+## test-all: everything CI runs: make test, make test-rooms, make test-pythons
+test-all: test test-rooms test-pythons
 
 ## test-quick: the edit loop's subset, under 2 minutes: the quickstart and its promotion, the
 ## registry and the gate, the docs' own checks, and chapters 1-2 as written (both training scripts)
@@ -174,20 +199,22 @@ lint: env
 	ruff check .
 	ruff format --check .
 
-## ui: MLflow's UI on this machine only (127.0.0.1), reading the tutorial's store
+## ui: MLflow's UI on this machine only (127.0.0.1), reading the tutorial's store (STORE=old-runs.db: another SQLite file here)
 ui: env
 	$(call port_free,$(UI_PORT),another mlflow ui?,make ui UI_PORT=5010)
-	mlflow ui --backend-store-uri "sqlite:///$(CURDIR)/mlflow.db" --host 127.0.0.1 --port $(UI_PORT) --workers 1
+	@# --lifespan off: Ctrl-C then stops it quietly (team-server/tracking_server.sh says why)
+	@test -f "$(STORE)" || { echo "error: no store at $(STORE): train first (make train), or name another with STORE=" >&2; exit 1; }
+	mlflow ui --backend-store-uri "sqlite:///$(abspath $(STORE))" --host 127.0.0.1 --port $(UI_PORT) --workers 1 --uvicorn-opts "--lifespan off"
 
 ## serve: serve the champion on http://127.0.0.1:$(SERVE_PORT) until Ctrl-C
 serve: env
 	PORT=$(SERVE_PORT) ./serve_model.sh
 
-## clean: forget every run (mlflow.db, mlruns/, the team server's server/ and basic_auth.db, Spark's scored/, rollout/, the old-runs chapter's old-project/); keep .venv
+## clean: forget every run (mlflow.db, mlruns/, the team server's server/, basic_auth.db and team-server/basic-auth.env, Spark's scored/, rollout/state/, the old stores' old-project/); keep .venv
 clean:
 	@# First stop what rollout.py left running: each of its pid files names a process group.
-	@for pid in rollout/*.pid; do [ -f "$$pid" ] && kill -- -"$$(cat "$$pid")" 2>/dev/null; done; true
-	rm -rf mlflow.db mlruns server scored basic_auth.db rollout .serve-once.log .serve-once.out old-project mlflow2.json old-server before.json before.csv
+	@for pid in rollout/state/*.pid; do [ -f "$$pid" ] && kill -- -"$$(cat "$$pid")" 2>/dev/null; done; true
+	rm -rf mlflow.db mlruns server scored basic_auth.db team-server/basic-auth.env rollout/state .serve-once.log .serve-once.out .train-*.log old-project old-runs.db mlflow2.json old-server before.json before.csv
 
 ## bench: what tracking, the gate, serving, Spark and a loaded team server cost; writes docs/benchmarks.md (apt: hyperfine wrk, and Java 17+ for Spark)
 .PHONY: bench
@@ -207,7 +234,7 @@ screenshots: env
 ## install-team / install-spark: requirements/team.txt (PostgreSQL driver, boto3) / spark.txt (PySpark)
 .PHONY: server install-team install-spark
 server: env
-	./tracking_server.sh
+	./team-server/tracking_server.sh
 install-team: env
 	$(call install_extras,requirements/team.txt)
 install-spark: env

@@ -66,6 +66,6 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    from guardrails import exit_on_error  # one line, not a traceback, for a model not found
+    from server_errors import exit_on_error  # one line, not a traceback, for a model not found
 
     exit_on_error(main)

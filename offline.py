@@ -15,7 +15,8 @@ that follows `fit()` in `keep_if_logging_fails(...)`. If logging fails there, th
 figure and model, so `register_model.py` can promote it), then ends the run that was cut off,
 still RUNNING on the server, as FAILED, with a tag naming its replacement.
 
-Copy it: it needs guardrails.py beside it (for the server check and one-line errors).
+Copy it: it needs server_errors.py (the server check, one-line errors) and input_checks.py
+(its flags) beside it.
 """
 
 import argparse
@@ -30,7 +31,8 @@ from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 from mlflow.models import Model
 
-import guardrails
+import input_checks
+import server_errors
 
 HERE = Path(__file__).resolve().parent
 KEPT = HERE / "offline-runs"
@@ -73,7 +75,7 @@ def keep_if_logging_fails(run, model, params, tags, metrics, figure, model_optio
             else:
                 os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] = retries
         raise SystemExit(
-            f"error: logging failed after training ({guardrails.first_line(exc)}); the model, "
+            f"error: logging failed after training ({server_errors.first_line(exc)}); the model, "
             f"params, metrics and figure are kept in {shown(folder)}; log them once the "
             f"server is back: python {shown(Path(__file__))} sync {shown(folder)}"
         ) from None
@@ -104,7 +106,7 @@ def sync(folder: Path) -> None:
             f"names {elsewhere}; unset it, or edit tracking_uri in {folder / 'run.json'}"
         )
     mlflow.set_tracking_uri(kept["tracking_uri"])
-    guardrails.check_tracking_server()
+    server_errors.check_tracking_server()
     client = MlflowClient()
     experiment = client.get_experiment(kept["experiment_id"])
 
@@ -150,10 +152,10 @@ def main(argv=None):
     )
     parser.add_argument("command", choices=["sync"], help="sync: log the kept results now")
     parser.add_argument("folders", nargs="+", type=Path, metavar="FOLDER")
-    args = guardrails.strict(parser).parse_args(argv)
+    args = input_checks.strict(parser).parse_args(argv)
     for folder in args.folders:
         sync(folder)
 
 
 if __name__ == "__main__":
-    guardrails.exit_on_error(main)
+    server_errors.exit_on_error(main)

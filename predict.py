@@ -28,7 +28,8 @@ import pandas as pd
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
-import guardrails
+import input_checks
+import server_errors
 from check_model import check_model
 
 HERE = Path(__file__).resolve().parent
@@ -42,7 +43,7 @@ def predict_locally(model_name: str, alias: str, rows: pd.DataFrame) -> list:
     except MlflowException as exc:
         raise SystemExit(
             f"error: cannot load models:/{model_name}@{alias} from {mlflow.get_tracking_uri()} "
-            f"({guardrails.first_line(exc)}); run `python register_model.py` first"
+            f"({server_errors.first_line(exc)}); run `python register_model.py` first"
         ) from None
     model_uri = f"models:/{model_name}/{version}"
     check_model(model_uri)  # its MLmodel only: one line, and nothing loaded, if not trusted
@@ -81,12 +82,12 @@ def predict_via_server(url: str, rows: pd.DataFrame) -> list:
 
 def schema_error(message) -> str:
     """MLflow's schema errors print the whole frame, then '. Error: <the reason>'."""
-    return guardrails.first_line(str(message).rpartition(". Error: ")[2])
+    return server_errors.first_line(str(message).rpartition(". Error: ")[2])
 
 
 def main(argv=None):
     args = parse_args(argv)
-    rows = guardrails.read_csv(args.data)
+    rows = input_checks.read_csv(args.data)
     if args.url:
         predictions = predict_via_server(args.url, rows)
     else:
@@ -97,7 +98,7 @@ def main(argv=None):
             if not store.exists():  # MLflow would create an empty one; say what is missing
                 raise SystemExit(f"error: no store at {store}; train and register first")
             mlflow.set_tracking_uri(f"sqlite:///{store}")
-        guardrails.check_tracking_server()  # a server that is down: one line in seconds
+        server_errors.check_tracking_server()  # a server that is down: one line in seconds
         predictions = predict_locally(args.model_name, args.alias, rows)
     result = pd.DataFrame({"prediction": predictions})
     result.to_csv(args.output or sys.stdout, index=False)
@@ -143,9 +144,9 @@ def parse_args(argv=None):
     parser.add_argument(
         "--alias", default="champion", help="alias of the version to load (default: %(default)s)"
     )
-    guardrails.strict(parser)  # a bad flag printed as one line
+    input_checks.strict(parser)  # a bad flag printed as one line
     return parser.parse_args(argv)
 
 
 if __name__ == "__main__":
-    guardrails.exit_on_error(main)
+    server_errors.exit_on_error(main)

@@ -16,7 +16,7 @@ from mlflow import MlflowClient
 from mlflow.models import MetricThreshold
 from mlflow.models.evaluation.validation import ModelValidationFailedException
 
-import guardrails
+import registry_messages
 from check_model import check_model
 
 # The scores the gate compares, as mlflow.models.evaluate names them.
@@ -51,7 +51,7 @@ def decide(run, challenger_uri, champion, args, experiment_id):
     # held-back rows fit the models: the columns they need, labels as they predict them.
     models = {"challenger": check_model(challenger_uri)}
     models.update({"champion": check_model(champion_uri)} if champion else {})
-    eval_data = guardrails.read_eval_rows(args, models)
+    eval_data = registry_messages.read_eval_rows(args, models)
 
     with mlflow.start_run(experiment_id=experiment_id) as decision:
         mlflow.log_params(
@@ -68,14 +68,14 @@ def decide(run, challenger_uri, champion, args, experiment_id):
             baseline = evaluate(champion_uri, f"champion {against}", eval_data, args)
             failures = shortfalls(gate_thresholds(args.min_f1_gain), candidate, baseline)
             mlflow.log_metrics({f"champion_{n}": baseline.metrics[n] for n in GATED})
-            reason = "; ".join(failures) or guardrails.why_it_passed(against, args.min_f1_gain)
+            reason = "; ".join(failures) or why_it_passed(against, args.min_f1_gain)
         mlflow.log_metrics({f"challenger_{n}": candidate.metrics[n] for n in GATED})
         verdict = "refused" if failures and not args.force else "promoted"
         forced = str(bool(failures and args.force)).lower()
         mlflow.set_tags({"verdict": verdict, "reason": reason, "forced": forced})
         mlflow.set_tags({"challenger": run.info.run_name, "champion": against})
         # The verdict in the run's name, so that the UI's list of decisions reads as a history.
-        name = guardrails.decision_name(verdict, forced, run.info.run_name, against)
+        name = decision_name(verdict, forced, run.info.run_name, against)
         MlflowClient().update_run(decision.info.run_id, name=name)
     return verdict, reason, failures, decision
 
@@ -113,3 +113,16 @@ def shortfalls(thresholds, candidate, baseline):
                 f"{baseline.metrics[name]:.4f} (needs at least the champion's{gain})"
             )
     return failed
+
+
+def why_it_passed(against, min_f1_gain):
+    """The reason a promotion is recorded with, as `shortfalls` words a refusal."""
+    return f"beats {against} on f1_score by at least {min_f1_gain} and recall_score is not lower"
+
+
+def decision_name(verdict, forced, challenger, against):
+    """'promoted: a over version 1', 'refused: b vs version 2', 'forced: ...', 'promoted: c, the first champion'."""
+    outcome = "forced" if forced == "true" else verdict
+    if against == "no champion":
+        return f"{outcome}: {challenger}, the first champion"
+    return f"{outcome}: {challenger} {'vs' if verdict == 'refused' else 'over'} {against}"

@@ -19,7 +19,8 @@ What you learn here, in the order the code does it:
     python register_model.py --run-name NAME --force   # past a refusal, recorded as forced
 
 Then open "Model registry" in the UI. It needs promotion_gate.py and check_model.py beside it
-(the gate, which checks each model before loading it) and guardrails.py (one-line errors).
+(the gate, which checks each model before loading it), and registry_messages.py,
+input_checks.py and server_errors.py (one-line errors; not the lesson).
 """
 
 import argparse
@@ -30,8 +31,10 @@ from pathlib import Path
 import mlflow
 from mlflow import MlflowClient
 
-import guardrails
+import input_checks
 import promotion_gate
+import registry_messages
+import server_errors
 
 HERE = Path(__file__).resolve().parent
 # The experiments train_rfc.py and train_ann.py log to, and the name the champion is served by.
@@ -55,19 +58,19 @@ def main(argv=None):
     args = parse_args(argv)
     # The store the training scripts wrote to, unless MLFLOW_TRACKING_URI names another.
     if "MLFLOW_TRACKING_URI" not in os.environ:
-        mlflow.set_tracking_uri(f"sqlite:///{guardrails.existing_store(HERE / 'mlflow.db')}")
-    guardrails.check_tracking_server()
+        mlflow.set_tracking_uri(f"sqlite:///{registry_messages.existing_store(HERE / 'mlflow.db')}")
+    server_errors.check_tracking_server()
     client = MlflowClient()
 
     if args.version:  # roll back (or forward): whoever rolls back has decided, so no gate
-        guardrails.check_version_exists(client, args.model_name, args.version, args.alias)
+        registry_messages.check_version_exists(client, args.model_name, args.version, args.alias)
         roll_back(client, args)
     elif args.run_id or args.run_name:
-        promote(client, guardrails.run_asked_for(args, EXPERIMENTS), args)
+        promote(client, run_asked_for(args), args)
     else:
         experiments = args.experiment_name or EXPERIMENTS
         runs = rank_runs(experiments, args.metric, args.mode)
-        guardrails.print_leaderboard(runs, args.metric, experiments)
+        print_leaderboard(runs, args.metric, experiments)
         registered = version_of_run(client, args.model_name, runs[0].info.run_id)
         if registered:  # idempotent: the best run is already a version; the alias stays put
             print(f"The best run {runs[0].info.run_name!r} is already version {registered}.")
@@ -86,7 +89,7 @@ def rank_runs(experiment_names, metric, mode, top=5):
     experiments = [mlflow.get_experiment_by_name(name) for name in experiment_names]
     experiment_ids = [e.experiment_id for e in experiments if e is not None]
     if not experiment_ids:
-        guardrails.nothing_ranks(experiment_names, metric)
+        registry_messages.nothing_ranks(experiment_names, metric)
     models = mlflow.search_logged_models(
         experiment_ids=experiment_ids,
         filter_string=f"metrics.{metric} > -1e300",  # only models that carry the metric
@@ -100,7 +103,43 @@ def rank_runs(experiment_names, metric, mode, top=5):
     )
     runs = [mlflow.get_run(model.source_run_id) for model in models]
     runs = [run for run in runs if run.info.status == "FINISHED"][:top]
-    return runs or guardrails.nothing_ranks(experiment_names, metric)
+    return runs or registry_messages.nothing_ranks(experiment_names, metric)
+
+
+def print_leaderboard(runs, metric, experiment_names):
+    """One line a run: its score, experiment, name and the hyperparameters that set it apart."""
+    shown = "n_estimators max_depth min_samples_leaf hidden_layer_sizes alpha learning_rate_init"
+    plural = "s" * (len(runs) > 1)
+    where = ", ".join(experiment_names)
+    print(f"Top {len(runs)} run{plural} with a logged model, by {metric}, in {where}:")
+    for rank, run in enumerate(runs, start=1):
+        experiment = mlflow.get_experiment(run.info.experiment_id).name
+        params = run.data.params
+        settings = " ".join(f"{k}={params[k]}" for k in shown.split() if k in params)
+        score = run.data.metrics[metric]
+        print(f"  {rank}. {score:.4f}  {experiment:<30} {run.info.run_name:<20} {settings}")
+
+
+def run_asked_for(args):
+    """The run of --run-id, or the newest finished run named --run-name."""
+    if args.run_id:
+        try:
+            return mlflow.get_run(args.run_id)
+        except mlflow.MlflowException:
+            registry_messages.stop(f"no run with id {args.run_id!r}", args.alias)
+    names = args.experiment_name or EXPERIMENTS
+    experiments = [mlflow.get_experiment_by_name(name) for name in names]
+    runs = mlflow.search_runs(
+        experiment_ids=[e.experiment_id for e in experiments if e is not None],
+        filter_string=f"attributes.run_name = '{args.run_name}' and attributes.status = 'FINISHED'",
+        order_by=["attributes.start_time DESC"],
+        max_results=1,
+        output_format="list",
+    )
+    if not runs:
+        where = ", ".join(names)
+        registry_messages.stop(f"no finished run named {args.run_name!r} in {where}", args.alias)
+    return runs[0]
 
 
 def promote(client, run, args):
@@ -109,7 +148,7 @@ def promote(client, run, args):
     if champion and champion.run_id == run.info.run_id:
         print(f"Run {run.info.run_name!r} is already the {args.alias!r}; nothing to decide.")
         return
-    model_uri = f"models:/{guardrails.model_of_run(run, args.alias).model_id}"
+    model_uri = f"models:/{model_of_run(run, args.alias).model_id}"
     experiment_id = promotion_experiment(args.promotion_experiment)
     verdict, reason, failures, decision = promotion_gate.decide(
         run, model_uri, champion, args, experiment_id
@@ -119,7 +158,21 @@ def promote(client, run, args):
         version = version or register(client, run, model_uri, args)
         client.set_tag(decision.info.run_id, "version", version)
         move_alias(client, args.model_name, args.alias, version)
-    guardrails.report_verdict(verdict, reason, failures, run, decision, args, champion)
+    registry_messages.report_verdict(verdict, reason, failures, run, decision, args, champion)
+
+
+def model_of_run(run, alias):
+    """The model the run logged: what the gate evaluates and the registry versions."""
+    models = mlflow.search_logged_models(
+        experiment_ids=[run.info.experiment_id],
+        filter_string=f"source_run_id = '{run.info.run_id}'",
+        output_format="list",
+    )
+    if not models:
+        registry_messages.stop(
+            f"run {run.info.run_name!r} ({run.info.run_id}) logged no model", alias
+        )
+    return models[0]
 
 
 def register(client, run, model_uri, args):
@@ -167,7 +220,7 @@ def alias_target(client, model_name, alias):
 def move_alias(client, model_name, alias, version):
     previous = alias_target(client, model_name, alias)
     client.set_registered_model_alias(model_name, alias, version)
-    guardrails.say_alias_moved(alias, previous and previous.version, version)
+    registry_messages.say_alias_moved(alias, previous and previous.version, version)
 
 
 def promotion_experiment(name):
@@ -216,10 +269,10 @@ def parse_args(argv=None):
          help="experiment that records each decision (default: %(default)s)")
     gate("--reason", default="rolled back by hand", metavar="TEXT",
          help="with --version: why, recorded in its decision run (default: %(default)s)")
-    guardrails.strict(parser)  # ranges checked, and a bad flag printed as one line
+    input_checks.strict(parser)  # ranges checked, and a bad flag printed as one line
     return parser.parse_args(argv)
 # fmt: on
 
 
 if __name__ == "__main__":
-    guardrails.exit_on_error(main)
+    server_errors.exit_on_error(main)

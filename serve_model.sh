@@ -64,8 +64,6 @@ python="$(dirname "$(command -v mlflow)")/python"
 # you have not listed.
 if ! version="$("$python" - "$repo" "$MODEL_NAME" "$ALIAS" "$VERSION" <<'PY'
 import sys
-
-sys.path.insert(0, sys.argv[1])
 from check_model import check_model
 from mlflow import MlflowClient, MlflowException, get_tracking_uri
 

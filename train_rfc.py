@@ -15,9 +15,9 @@ Then run `make ui`, open http://127.0.0.1:5000, pick the experiment
 "breast-cancer-random-forest" and tick a few runs to compare test_f1 against n_estimators.
 
 Copy it: this file alone runs in any folder of yours (`python train_rfc.py --data yours.csv
---target label --experiment-name yours`). In this repository it also uses guardrails.py and offline.py (the block at
-the bottom): bad input fails in one clear line, and a tracking server that goes away mid-run
-costs no trained model (docs/team-server.md).
+--target label --experiment-name yours`). In this repository it also uses input_checks.py,
+server_errors.py and offline.py (the block at the bottom): bad input fails in one clear line,
+and a tracking server that goes away mid-run costs no trained model (team-server/README.md).
 """
 
 import argparse
@@ -289,10 +289,11 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
-# --- Not the lesson: the safety nets in guardrails.py and offline.py ----------------------
+# --- Not the lesson: the safety nets in input_checks.py, server_errors.py and offline.py ---
 try:
-    from guardrails import check_tracking_server, check_training_csv, exit_on_error, strict
+    from input_checks import check_training_csv, strict
     from offline import keep_if_logging_fails
+    from server_errors import check_tracking_server, exit_on_error
 except ModuleNotFoundError:  # this file copied alone: Python's own errors, nothing kept
 
     def no_safety_net(*_):

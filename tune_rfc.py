@@ -261,10 +261,11 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
-# --- Not the lesson: the safety nets in guardrails.py and offline.py ----------------------
+# --- Not the lesson: the safety nets in input_checks.py, server_errors.py and offline.py ---
 try:
-    from guardrails import check_tracking_server, check_training_csv, exit_on_error, strict
+    from input_checks import check_training_csv, strict
     from offline import keep_if_logging_fails
+    from server_errors import check_tracking_server, exit_on_error
 except ModuleNotFoundError:  # this file copied alone: Python's own errors, nothing kept
 
     def no_safety_net(*_):

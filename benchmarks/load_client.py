@@ -1,6 +1,7 @@
 """One team member under load: train_rfc.py's main() run N times against MLFLOW_TRACKING_URI,
 timing every HTTP request MLflow makes (requests' Session.send) as a JSON line: method, path,
-status, milliseconds. run.py turns retries off, so each failed request shows, its run FAILED.
+status, milliseconds. parallel_load.py turns retries off, so each failed request shows, its run
+FAILED.
 
     python benchmarks/load_client.py RUNS EXPERIMENT OUTPUT.jsonl [train_rfc.py flags]
 """
@@ -8,13 +9,11 @@ status, milliseconds. run.py turns retries off, so each failed request shows, it
 import contextlib
 import json
 import sys
-from pathlib import Path
 from urllib.parse import urlsplit
 
 import requests
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-import train_rfc  # noqa: E402
+import train_rfc
 
 
 def main():

@@ -1,22 +1,19 @@
 """train_rfc.py without MLflow: the baseline that `make bench` measures tracking against.
 
 The same imports (train_rfc.py itself is imported, so mlflow, scikit-learn, skops and the
-guardrails load as they do for a tracked run), flags, data, split, fit and test scores, printed
+safety nets load as they do for a tracked run), flags, data, split, fit and test scores, printed
 instead of logged. No run, no store, no artifacts.
 
     python benchmarks/untracked_training.py [train_rfc.py flags]
 """
 
 import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import pandas as pd
+from sklearn.ensemble import RandomForestClassifier
+from sklearn.model_selection import train_test_split
 
-import pandas as pd  # noqa: E402
-from sklearn.ensemble import RandomForestClassifier  # noqa: E402
-from sklearn.model_selection import train_test_split  # noqa: E402
-
-import train_rfc  # noqa: E402
+import train_rfc
 
 
 def main():

@@ -85,7 +85,7 @@ class Store:
         )
 
     def call(self, script: str, *args: str) -> subprocess.CompletedProcess:
-        """`run`, in this process: the script's main under guardrails.exit_on_error.
+        """`run`, in this process: the script's main under server_errors.exit_on_error.
 
         The same code path as the command line, against this real store, without a new
         interpreter's imports (seconds) per call. Output and exit code as a shell sees them,
@@ -97,16 +97,17 @@ class Store:
         out, err = io.StringIO(), io.StringIO()
         code = 0
         try:
-            sys.argv, sys.path[:0] = [script, *args], [str(REPO)]
+            # as `python <script>` does: the script's own folder first (a room's modules), then REPO
+            sys.argv, sys.path[:0] = [script, *args], [str((REPO / script).parent), str(REPO)]
             os.chdir(self.root)
             os.environ["MLFLOW_TRACKING_URI"] = self.uri
             mlflow.set_tracking_uri(self.uri)  # an earlier set_tracking_uri would beat the env
             with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
                 spec.loader.exec_module(module)
-                import guardrails  # from REPO, now on the path
+                import server_errors  # from REPO, now on the path
 
                 try:
-                    guardrails.exit_on_error(module.main)
+                    server_errors.exit_on_error(module.main)
                 except SystemExit as exited:
                     code = exited.code
                     if isinstance(code, str):  # sys.exit("error: ...") prints it and exits 1
@@ -227,6 +228,26 @@ def trained_store(tmp_path, trained_store_db) -> Store:
     return store_from(trained_store_db, tmp_path)
 
 
+@pytest.fixture(scope="session")
+def python_without_the_tutorial(tmp_path_factory) -> str:
+    """A Python with every package of this one but none of the tutorial's own modules.
+
+    What a reader's project has after `pip install -r requirements.txt`: the editable install
+    (`pip install -e .`) that makes input_checks, server_errors, ... importable everywhere is
+    left out. A venv whose one .pth file names this environment's site-packages does that: a
+    path in a .pth file is added to sys.path, but the .pth files inside it are not run.
+    """
+    folder = tmp_path_factory.mktemp("bare-venv")
+    subprocess.run([PYTHON, "-m", "venv", "--without-pip", folder], check=True)
+    packages = next(path for path in sys.path if path.endswith("site-packages"))
+    (site,) = folder.glob("lib/python*/site-packages")
+    (site / "this-environment.pth").write_text(packages + "\n")
+    python = str(folder / "bin" / "python")
+    missing = subprocess.run([python, "-c", "import input_checks"], cwd=folder, capture_output=True)
+    assert missing.returncode != 0, "the tutorial's modules are importable without -e ."
+    return python
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -302,9 +323,24 @@ LONGEST_FIRST = [
 ]
 
 
-# Old MLflow stores migrated and upgraded: their test builds old MLflow versions from PyPI
-# (minutes), so it runs as CI's own step, `make test-old-stores`, not in `make test`.
-OLD_STORES = ["test_docs.py::test_track_runs_as_written[old-stores]"]
+# The topic rooms' tests, by room: `make test` (the README, the quickstart, chapters 1-8) leaves
+# them out; `make test-<room>` runs one room (marker: the room's name, _ for -), `make test-rooms`
+# all of them in one session (they share its trained stores), `make test-all` everything.
+ROOMS = {
+    "rollout": ["test_rollout.py::", "test_docs.py::test_track_runs_as_written[rollout]"],
+    "spark": ["test_docs.py::test_track_runs_as_written[spark]"],
+    "team_server": [
+        "test_team_server.py::",
+        "test_team_accounts.py::",
+        "test_docs.py::test_track_runs_as_written[team-server]",
+    ],
+    "old_stores": [
+        "test_old_stores.py::",
+        "test_upgrade_store.py::",
+        "test_docs.py::test_track_runs_as_written[old-stores]",
+    ],
+    "bench": ["test_benchmarks_smoke.py::"],
+}
 
 
 def pytest_addoption(parser):
@@ -320,6 +356,9 @@ def pytest_configure(config):
     config.addinivalue_line(
         "markers", "quick_only: in the subset only; the full suite covers it another way"
     )
+    config.addinivalue_line("markers", "room: a topic room's test (make test-rooms)")
+    for room in ROOMS:
+        config.addinivalue_line("markers", f"{room}: the {room} room's tests (make test-<room>)")
 
 
 def pytest_collection_modifyitems(config, items):
@@ -336,8 +375,11 @@ def pytest_collection_modifyitems(config, items):
         config.hook.pytest_deselected(items=[item for item in items if item not in keep])
         items[:] = keep
     for item in items:
-        if item.nodeid.split("/")[-1] in OLD_STORES:
-            item.add_marker(pytest.mark.old_stores)
+        where = item.nodeid.split("/")[-1]
+        for room, prefixes in ROOMS.items():
+            if any(where.startswith(prefix) for prefix in prefixes):
+                item.add_marker(getattr(pytest.mark, room))
+                item.add_marker(pytest.mark.room)
 
     def rank(item):
         where = item.nodeid.split("/")[-1]

@@ -90,7 +90,7 @@ by_hand() {
 with_make() {
     make demo SERVE_PORT="$(free_port)" PYTHON="$1" || return 1
     start_and_stop "Uvicorn running" make ui UI_PORT="$(free_port)" || return 1
-    PORT="$(free_port)" start_and_stop "Uvicorn running" ./tracking_server.sh
+    PORT="$(free_port)" start_and_stop "Uvicorn running" ./team-server/tracking_server.sh
 }
 
 # One version, in a fresh clone; its result line goes to $WORK/<version>.result.

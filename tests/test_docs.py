@@ -1,18 +1,24 @@
 """The docs run as written: every command and snippet of every page, in order, in a fresh copy.
 
-The pages are README.md and every docs/*.md except docs/benchmarks.md (a generated report).
-Rules they follow, so that this test can read them:
+The pages are README.md, every docs/*.md except docs/benchmarks.md (a generated report), and
+the pages of each topic room (ROOMS: team-server/, rollout/, spark/, old-stores/). Every page's
+commands run from the repository folder. Rules the pages follow, so that this test can read them:
 
 - Tracks. TRACKS below puts each page in exactly one track; a track that starts mid-way first
   runs the commands its pages build on (BEFORE). Each track runs in its own fresh
   copy of the repository (no store, no .venv), as one test, so `pytest -n 2` runs tracks side
-  by side. The pages of a track run in order and share their files, their store, the current
-  directory and the exported variables; pages of different tracks never share a port.
-- The shell is a reader's after `source .venv/bin/activate`: VIRTUAL_ENV and PATH name the
-  environment running these tests, and no MLFLOW_TRACKING_URI is set.
-- A `bash`/`sh` block runs as one bash script (`set -e`) in the track's current directory;
-  its `cd` and `export`s carry over to the later blocks of the track.
-- A `python` block is a whole program; it runs at its place, in that directory and environment.
+  by side. The pages of a track run in order and share their files and their store; pages of
+  different tracks never share a port.
+- Terminals, as a reader has them. A block runs in terminal 1 unless a line of the prose before
+  it (since the previous block) starts with "In terminal N" or "Back in terminal N"; the blocks
+  after it stay in that terminal until another such line. Each terminal is its own shell: a
+  new one starts in the repository folder with the environment active (VIRTUAL_ENV and PATH
+  name the environment running these tests) and no MLFLOW_TRACKING_URI; its `cd` and
+  `export`s carry over to its own later blocks only. So a block that needs an export made in
+  another terminal fails here as it would for the reader.
+- A `bash`/`sh` block runs as one bash script (`set -e`) in its terminal's directory.
+- A `python` block is a whole program; it runs at its place, in its terminal's directory and
+  environment.
 - A `text` block right after a runnable block (only prose between) is its expected output:
   stdout and stderr, as a terminal shows them. Its lines match the whole output, in order; a
   line `...` stands for any number of lines, and `<anything>` within a line for any text. The
@@ -20,14 +26,21 @@ Rules they follow, so that this test can read them:
   notice or traceback (conftest.assert_clean), unless the text block shows that very line.
 - `<!-- docs-test: fails -->` before a bash block: each command in it runs on its own and
   must exit non-zero; their outputs together are matched against the next text block.
-- A bash block that is one long-running command (`./serve_model.sh`, `./tracking_server.sh`,
-  `make ui`, `make serve`, `make server`, `python webhook_receiver.py`, maybe with VAR=value
-  before and arguments after)
-  starts in the background in its own process group. The test waits until its log matches
-  its text block, runs the page's later blocks against it, and stops the whole group when the
-  page ends or fails; what it logged until then must be clean too.
-- What `python rollout.py` starts (HAProxy, the slots) is stopped, by the process groups its
-  pid files in rollout/ name, when the track ends or fails.
+- A bash block that is one long-running command (`./serve_model.sh`,
+  `./team-server/tracking_server.sh`, `make ui`, `make serve`, `make server`,
+  `python rollout/webhook_receiver.py`, maybe with VAR=value before and arguments after)
+  starts in the background in its own process group and keeps its terminal busy: a later
+  block in that terminal fails the test. The test waits until its log matches its text block
+  and runs the page's later blocks against it. A prose line that starts with "Press Ctrl-C in
+  terminal N" (or "Ctrl-C in terminals N and M") sends SIGINT to that server, as the keys
+  do, and frees the terminal; at the end of the page every server still running gets the same,
+  so a page that starts one must say "Ctrl-C". A server must stop on Ctrl-C within 30 s, and
+  what it logged must be clean.
+- A page hands the shell back as it found it: when it ends, terminal 1 is in the folder and
+  has the exports it had when the page began (bar KEPT_EXPORTS), and the page's other
+  terminals are closed.
+- What `python rollout/rollout.py` starts (HAProxy, the slots) is stopped, by the process
+  groups its pid files in rollout/state/ name, when the track ends or fails.
 - `<!-- docs-test: quickstart -->` before a python block: not run here; tests/test_quickstart.py
   runs it in an empty folder.
 - `<!-- docs-test: excerpt (train_rfc.py) -->` before a python (or bash) block: the lines a
@@ -58,10 +71,16 @@ import pytest
 from conftest import NOISE, PYTHON, REPO, assert_clean, base_env, stop_process_group
 
 GENERATED = ["docs/benchmarks.md"]
-PAGES = ["README.md"] + sorted(
-    f"docs/{path.name}"
-    for path in (REPO / "docs").glob("*.md")
-    if f"docs/{path.name}" not in GENERATED
+# The optional topics: each a folder with its page (README.md), maybe more pages, and its code.
+ROOMS = ["rollout", "spark", "team-server", "old-stores"]
+PAGES = (
+    ["README.md"]
+    + sorted(
+        f"docs/{path.name}"
+        for path in (REPO / "docs").glob("*.md")
+        if f"docs/{path.name}" not in GENERATED
+    )
+    + [f"{room}/{path.name}" for room in ROOMS for path in sorted((REPO / room).glob("*.md"))]
 )
 TRACKS = {
     "tutorial": [
@@ -74,12 +93,12 @@ TRACKS = {
         "docs/05-register.md",
         "docs/06-serve-and-predict.md",
     ],
-    "spark": ["docs/spark.md"],
     "tuning": ["docs/07-tune-and-autolog.md", "docs/08-promotion-gate.md"],
-    "team-server": ["docs/team-server.md"],
     "reference": ["docs/measuring.md", "docs/testing.md"],
-    "rollout": ["docs/09-roll-out.md"],
-    "old-stores": ["docs/old-runs.md", "docs/upgrade-mlflow.md"],
+    "spark": ["spark/README.md"],
+    "team-server": ["team-server/README.md", "team-server/exposing.md"],
+    "rollout": ["rollout/README.md"],
+    "old-stores": ["old-stores/README.md", "old-stores/upgrade-mlflow.md"],
 }
 # A track that starts mid-way first runs, as a reader who starts there would, the commands of
 # the chapters it builds on (each page says which in its "Before:" line).
@@ -97,19 +116,27 @@ EXCERPTS = {
     "docs/06-serve-and-predict.md": "predict.py",
     "docs/07-tune-and-autolog.md": "tune_rfc.py",
     "docs/08-promotion-gate.md": "promotion_gate.py",
+    "rollout/README.md": "rollout/haproxy.cfg",
 }
 LONG_RUNNING = re.compile(
-    r"(\w+=\S*[ \t]+)*(\./serve_model\.sh|\./tracking_server\.sh|make (ui|serve|server)"
-    r"|python webhook_receiver\.py)\b[^;&|\n]*"
+    r"(\w+=\S*[ \t]+)*(\./serve_model\.sh|\./team-server/tracking_server\.sh"
+    r"|make (ui|serve|server)|python rollout/webhook_receiver\.py)\b[^;&|\n]*"
 )
 # Each must be run by some page: `python <name>` or `./<name>`.
-SCRIPTS = """train_rfc.py train_ann.py register_model.py predict.py predict_spark.py rollout.py
-    webhook_receiver.py create_webhook.py champion_history.py""".split()
-SHELL_SCRIPTS = ["serve_model.sh", "tracking_server.sh"]
+SCRIPTS = """train_rfc.py train_ann.py register_model.py predict.py spark/predict_spark.py
+    rollout/rollout.py rollout/webhook_receiver.py rollout/create_webhook.py
+    rollout/champion_history.py""".split()
+SHELL_SCRIPTS = ["serve_model.sh", "team-server/tracking_server.sh"]
+# Prose that moves the reader to a terminal, or presses Ctrl-C in one (see the rules above).
+TO_TERMINAL = re.compile(r"\W*(?:In|Back in) terminal (\d+)\b")
+CTRL_C = re.compile(r"\W*(?:Press )?Ctrl-C in terminals? (\d+(?:(?:, | and )\d+)*)\b")
+# Exports a page may leave behind on purpose: set-up's opt-out of MLflow's telemetry.
+KEPT_EXPORTS = {"MLFLOW_DISABLE_TELEMETRY", "OLDPWD"}  # and `cd`'s memory of the last folder
 # What a reader's fresh clone does not have: stores, environments, what the pages make.
 NOT_CLONED = """.git .venv mlflow.db mlruns mlartifacts server basic_auth.db __pycache__ *_cache
-    .serve-once.* my-data scored rollout .venv-mlflow2 old-project mlflow2.json
-    .venv-mlflow3-older old-server before.json before.csv"""
+    .serve-once.* my-data scored .venv-mlflow2 old-project mlflow2.json
+    .venv-mlflow3-older old-server before.json before.csv state *.egg-info basic-auth.env
+    old-runs.db"""
 MAX_SKIPS = 6
 SERVER_TIMEOUT = 120  # seconds for a server to print what its text block shows
 
@@ -123,6 +150,7 @@ class Block:
     marker: str | None = None  # skip, fails, quickstart or excerpt
     reason: str | None = None  # of a skip; the quoted file of an excerpt
     expected: str | None = None  # the text block right after it
+    prose: list[str] = field(default_factory=list)  # the lines since the previous fence
 
     @property
     def where(self) -> str:
@@ -134,14 +162,18 @@ class Block:
 
 
 def page_blocks(page: str) -> list[Block]:
-    """The fenced blocks of a page, each with its marker and its expected output."""
+    """The fenced blocks of a page, each with its marker, its expected output and its prose.
+
+    The prose after the last fence comes last, as a block of language "prose".
+    """
     lines = (REPO / page).read_text().splitlines()
     blocks: list[Block] = []
-    index = 0
+    index, prose = 0, []
     while index < len(lines):
         fence = re.fullmatch(r"(\s*)```(\S*)\s*", lines[index])
         index += 1
         if not fence:
+            prose.append(lines[index - 1])
             continue
         start, body = index, []
         while lines[index].strip() != "```":
@@ -150,12 +182,14 @@ def page_blocks(page: str) -> list[Block]:
         index += 1
         previous = next((line for line in reversed(lines[: start - 1]) if line.strip()), "")
         marker = MARKER.fullmatch(previous.strip())
-        block = Block(page, start, fence[2], "\n".join(body))
+        block = Block(page, start, fence[2], "\n".join(body), prose=prose)
+        prose = []
         if marker:
             block.marker, block.reason = marker["kind"], marker["reason"]
         if block.language == "text" and blocks and blocks[-1].runs:
             blocks[-1].expected = block.code
         blocks.append(block)
+    blocks.append(Block(page, len(lines), "prose", "", prose=prose))
     return blocks
 
 
@@ -216,98 +250,178 @@ def check_clean(output: str, expected: str | None) -> None:
 
 
 @dataclass
-class Track:
-    """One track's copy of the repository, and the shell state its blocks share."""
+class Terminal:
+    """One of the reader's terminals: its own folder and exports, maybe a server in it."""
 
-    copy: Path
-    scratch: Path  # outside the copy: python blocks, server logs, the shell's state
+    number: int
     cwd: Path
     env: dict[str, str]
-    servers: list[tuple[subprocess.Popen, Path, str]] = field(default_factory=list)
+    server: tuple[subprocess.Popen, Path, Block] | None = None
+
+
+@dataclass
+class Track:
+    """One track's copy of the repository, and the reader's terminals on it."""
+
+    copy: Path
+    scratch: Path  # outside the copy: python blocks, server logs, the shells' state
+    new_env: dict[str, str]  # what a new terminal starts with
+    terminals: dict[int, Terminal] = field(default_factory=dict)
+
+    def terminal(self, number: int) -> Terminal:
+        if number not in self.terminals:
+            self.terminals[number] = Terminal(number, self.copy, dict(self.new_env))
+        return self.terminals[number]
 
     def printed(self, output: str) -> str:
         output = output.replace(str(self.copy), "<repository>")
         return "".join(line.rstrip() + "\n" for line in output.splitlines())
 
-    def shell(self) -> dict:
+    @staticmethod
+    def shell(terminal: Terminal) -> dict:
         # stdout and stderr in one stream, in the order a terminal shows them
-        return dict(cwd=self.cwd, env=self.env, stdin=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+        return dict(
+            cwd=terminal.cwd, env=terminal.env, stdin=subprocess.DEVNULL, stderr=subprocess.STDOUT
+        )
 
-    def run(self, command: list[str], block: Block, shown: str, should_fail=False) -> str:
+    def run(self, command, terminal, block, shown: str, should_fail=False) -> str:
         result = subprocess.run(
-            command, **self.shell(), stdout=subprocess.PIPE, text=True, timeout=300
+            command, **self.shell(terminal), stdout=subprocess.PIPE, text=True, timeout=300
         )
         if (result.returncode != 0) != should_fail:
             what = "did not fail" if should_fail else f"exited {result.returncode}"
-            fail(f"{block.where}: {shown!r} {what}. The output was:\n{result.stdout}")
+            fail(
+                f"{block.where} (terminal {terminal.number}): {shown!r} {what}. "
+                f"The output was:\n{result.stdout}"
+            )
         return result.stdout
 
-    def run_bash(self, block: Block) -> str:
-        """The block as one script; then keep where it left the directory and the exports."""
+    def run_bash(self, block: Block, terminal: Terminal) -> str:
+        """The block as one script; then keep where it left its terminal's folder and exports."""
         state = self.scratch / "shell"
         script = f"set -e\n{block.code}\npwd > {state}.cwd\nenv -0 > {state}.env\n"
-        output = self.run(["bash", "-c", script], block, shown=block.code)
-        self.cwd = Path(Path(f"{state}.cwd").read_text().strip())
+        output = self.run(["bash", "-c", script], terminal, block, shown=block.code)
+        terminal.cwd = Path(Path(f"{state}.cwd").read_text().strip())
         pairs = Path(f"{state}.env").read_text().split("\0")
-        self.env = dict(pair.split("=", 1) for pair in pairs if "=" in pair)
+        terminal.env = dict(pair.split("=", 1) for pair in pairs if "=" in pair)
         for name in ("_", "SHLVL", "PWD"):  # bash sets these itself
-            self.env.pop(name, None)
+            terminal.env.pop(name, None)
         return output
 
-    def run_failing(self, block: Block) -> str:
+    def run_failing(self, block: Block, terminal: Terminal) -> str:
         commands = re.sub(r"\\\n", " ", block.code).splitlines()
         return "".join(
-            self.run(["bash", "-c", command], block, shown=command, should_fail=True)
+            self.run(["bash", "-c", command], terminal, block, shown=command, should_fail=True)
             for command in commands
             if command.strip() and not command.lstrip().startswith("#")
         )
 
-    def run_python(self, block: Block) -> str:
+    def run_python(self, block: Block, terminal: Terminal) -> str:
         program = self.scratch / f"{Path(block.page).stem}-{block.line}.py"
         program.write_text(block.code + "\n")
-        return self.run([PYTHON, str(program)], block, shown="the python block")
+        return self.run([PYTHON, str(program)], terminal, block, shown="the python block")
 
-    def start_server(self, block: Block) -> None:
+    def start_server(self, block: Block, terminal: Terminal) -> None:
         if not block.expected:
             fail(f"{block.where}: a long-running command needs a text block to wait for")
-        log = self.scratch / f"{Path(block.page).stem}-{block.line}.log"
+        log = (
+            self.scratch
+            / f"{Path(block.page).parent.name}-{Path(block.page).stem}-{block.line}.log"
+        )
         with open(log, "w") as out:
             process = subprocess.Popen(
-                ["bash", "-c", block.code], **self.shell(), stdout=out, start_new_session=True
+                ["bash", "-c", block.code],
+                **self.shell(terminal),
+                stdout=out,
+                start_new_session=True,
             )
-        self.servers.append((process, log, block.expected))
+        terminal.server = (process, log, block)
         deadline = time.monotonic() + SERVER_TIMEOUT
         while not matches(printed := self.printed(log.read_text()), block.expected):
             check_clean(printed, block.expected)
             if process.poll() is not None:
-                fail(f"{block.where}: exited {process.returncode}. It printed:\n{printed}")
+                fail(
+                    f"{block.where} (terminal {terminal.number}): exited {process.returncode}. "
+                    f"It printed:\n{printed}"
+                )
             if time.monotonic() > deadline:
                 check_output(printed, block.expected, f"{block.where} after {SERVER_TIMEOUT}s")
             time.sleep(0.5)
 
+    def press_ctrl_c(self, terminal: Terminal, where: str) -> None:
+        """SIGINT to the terminal's server, as Ctrl-C sends it; it must stop, and cleanly."""
+        if terminal.server is None:
+            fail(f"{where}: Ctrl-C in terminal {terminal.number}, where nothing is running")
+        process, log, block = terminal.server
+        terminal.server = None
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGINT)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            stop_process_group(process)
+            fail(f"{block.where}: still running 30 s after Ctrl-C in terminal {terminal.number}")
+        stop_process_group(process)  # workers it left behind, if any
+        check_clean(self.printed(log.read_text()), block.expected)
+
     def run_page(self, page: str) -> None:
+        first = self.terminal(1)
+        found = (first.cwd, {k: v for k, v in first.env.items() if k not in KEPT_EXPORTS})
+        number = 1
         try:
             for block in BLOCKS[page]:
+                for line in block.prose:
+                    if moved := TO_TERMINAL.match(line):
+                        number = int(moved[1])
+                    if pressed := CTRL_C.match(line):
+                        for each in re.findall(r"\d+", pressed[1]):
+                            self.press_ctrl_c(self.terminal(int(each)), f"{page}: {line.strip()}")
                 if not block.runs:
                     continue
+                terminal = self.terminal(number)
+                if terminal.server is not None:
+                    fail(
+                        f"{block.where}: terminal {number} is still running "
+                        f"{terminal.server[2].code.strip()!r} (from line {terminal.server[2].line}): "
+                        "say 'In terminal N' before this block, or stop the server first"
+                    )
                 if block.language == "python":
-                    output = self.run_python(block)
+                    output = self.run_python(block, terminal)
                 elif block.marker == "fails":
-                    output = self.run_failing(block)
+                    output = self.run_failing(block, terminal)
                 elif LONG_RUNNING.fullmatch(block.code.strip()):
-                    self.start_server(block)
+                    self.start_server(block, terminal)
                     continue
                 else:
-                    output = self.run_bash(block)
+                    output = self.run_bash(block, terminal)
                 printed = self.printed(output)
                 check_clean(printed, block.expected)
                 if block.expected is not None:
-                    check_output(printed, block.expected, block.where)
-            for _, log, expected in self.servers:  # what they logged while the page used them
-                check_clean(self.printed(log.read_text()), expected)
+                    check_output(printed, block.expected, f"{block.where} (terminal {number})")
+            running = [t.number for t in self.terminals.values() if t.server]
+            if running and "Ctrl-C" not in (REPO / page).read_text():
+                fail(f"{page}: ends with servers running in terminals {running}; say 'Ctrl-C'")
+            for terminal in self.terminals.values():
+                if terminal.server:
+                    self.press_ctrl_c(terminal, f"{page}: the end of the page")
+            left = (first.cwd, {k: v for k, v in first.env.items() if k not in KEPT_EXPORTS})
+            if left[0] != found[0]:
+                fail(f"{page}: ends in {self.printed(str(left[0])).strip()}, not where it began")
+            changed = sorted(
+                k for k in found[1].keys() | left[1].keys() if found[1].get(k) != left[1].get(k)
+            )
+            if changed:
+                fail(
+                    f"{page}: ends with terminal 1's exports changed ({', '.join(changed)}): "
+                    "unset what the page set"
+                )
         finally:
-            while self.servers:
-                stop_process_group(self.servers.pop()[0])
+            for terminal in list(self.terminals.values()):
+                if terminal.server:
+                    stop_process_group(terminal.server[0])
+                    terminal.server = None
+            for number in [n for n in self.terminals if n != 1]:
+                del self.terminals[number]  # a page's other terminals close with it
 
 
 def fresh_copy(destination: Path) -> Path:
@@ -325,14 +439,16 @@ def run_track(pages: list[str], before: list[str], tmp_path: Path) -> None:
     env["VIRTUAL_ENV"] = str(Path(PYTHON).parent.parent)
     # Unbuffered, Python's prints and MLflow's log lines interleave as in a terminal.
     env["PYTHONUNBUFFERED"] = "1"
-    shell = Track(copy=copy, scratch=tmp_path / "scratch", cwd=copy, env=env)
+    for name in ("_", "SHLVL", "PWD", "OLDPWD"):  # each shell sets these itself
+        env.pop(name, None)
+    shell = Track(copy=copy, scratch=tmp_path / "scratch", new_env=env)
     for command in before:
         subprocess.run(command.split(), cwd=copy, env=env, check=True, capture_output=True)
     try:
         for page in pages:
             shell.run_page(page)
     finally:  # what rollout.py started lives in process groups its pid files name
-        for pid_file in (copy / "rollout").glob("*.pid"):
+        for pid_file in (copy / "rollout" / "state").glob("*.pid"):
             with contextlib.suppress(ProcessLookupError, ValueError):
                 os.killpg(int(pid_file.read_text()), signal.SIGKILL)
 

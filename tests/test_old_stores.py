@@ -1,7 +1,7 @@
-"""Old stores: an MLflow 2 `./mlruns` folder migrated into SQLite, nothing lost (docs/old-runs.md).
+"""Old stores: an MLflow 2 `./mlruns` folder migrated into SQLite, nothing lost (old-stores/README.md).
 
 The old store is real: a virtual environment of its own with MLflow 2 (requirements/mlflow2.txt)
-runs migration/old_tutorial_mlflow2.py, which logs into ./mlruns as the old tutorials did. The
+runs old-stores/old_tutorial_mlflow2.py, which logs into ./mlruns as the old tutorials did. The
 pinned MLflow 3 migrates it with `mlflow migrate-filestore`, and compare_stores.py holds the
 migrated store against MLflow 2's own snapshot of the folder, value by value.
 
@@ -86,7 +86,7 @@ def old_project(tmp_path_factory) -> Path:
         result = run_command(
             [
                 str(python),
-                str(REPO / "migration" / "old_tutorial_mlflow2.py"),
+                str(REPO / "old-stores" / "old_tutorial_mlflow2.py"),
                 "--folder",
                 str(folder / "old-project"),
             ],
@@ -117,7 +117,7 @@ def old_project(tmp_path_factory) -> Path:
         run_command(
             [
                 str(python),
-                str(REPO / "compare_stores.py"),
+                str(REPO / "old-stores" / "compare_stores.py"),
                 "--save",
                 str(folder / "mlflow2.json"),
                 str(folder / "old-project" / "mlruns"),
@@ -159,7 +159,7 @@ def own_migration(old_project: Path, tmp_path: Path) -> tuple[Path, dict, Path]:
 
 def compare(*stores, env=None, check=True):
     return run_command(
-        [PYTHON, str(REPO / "compare_stores.py"), *map(str, stores)],
+        [PYTHON, str(REPO / "old-stores" / "compare_stores.py"), *map(str, stores)],
         env=env or base_env(),
         cwd=REPO,
         check=check,
@@ -289,13 +289,16 @@ def test_a_pickled_model_is_refused_then_relogged_in_skops_on_consent(old_projec
     db, env, mlruns = own_migration(old_project, tmp_path)
     uri = f"models:/{MODEL}@champion"
     refused = run_command(
-        [PYTHON, str(REPO / "relog_pickled_model.py"), uri], env=env, cwd=tmp_path, check=False
+        [PYTHON, str(REPO / "old-stores" / "relog_pickled_model.py"), uri],
+        env=env,
+        cwd=tmp_path,
+        check=False,
     )
     assert refused.returncode == 1
     assert refused.stdout == ""
     assert refused.stderr == (
         f"error: {uri} is a cloudpickle file (scikit-learn 1.9.1), and unpickling it runs any code it "
-        f"holds; if you trust who made it, re-log it in skops once with: python relog_pickled_model.py "
+        f"holds; if you trust who made it, re-log it in skops once with: python old-stores/relog_pickled_model.py "
         f"{uri} --i-trust-this-pickle\n"
     )
     assert compare(mlruns, f"sqlite:///{db}", env=env).returncode == 0  # nothing changed
@@ -310,7 +313,7 @@ def test_a_pickled_model_is_refused_then_relogged_in_skops_on_consent(old_projec
     assert "logged a model" in unranked.stderr
 
     relogged = run_command(
-        [PYTHON, str(REPO / "relog_pickled_model.py"), uri, "--i-trust-this-pickle"],
+        [PYTHON, str(REPO / "old-stores" / "relog_pickled_model.py"), uri, "--i-trust-this-pickle"],
         env=env,
         cwd=tmp_path,
     )

@@ -11,11 +11,17 @@ from pathlib import Path
 
 from conftest import REPO
 
+# The lesson path at the root (chapters 1-8 and what they need), each optional topic in its room.
+LESSON_FILES = """train_rfc.py train_ann.py register_model.py promotion_gate.py check_model.py
+    serve_model.sh predict.py tune_rfc.py train_autolog.py offline.py""".split()
+ROOMS = ["rollout", "spark", "team-server", "old-stores"]
 SOURCES = sorted(
     path
-    for pattern in ("*.py", "*.sh", "benchmarks/*.py", "docs/*.py", "README.md")
+    for pattern in ("*.py", "*.sh", "*/*.py", "*/*.sh", "README.md")
     for path in REPO.glob(pattern)
+    if path.parent.name not in (".venv", "tests")
 )
+PAGES = sorted(path for pattern in ("*.md", "*/*.md") for path in REPO.glob(pattern))
 # What old tutorials do and this one must not: stages, positional artifact paths, hidden warnings.
 FORBIDDEN = {
     "the deprecated stages API": re.compile(
@@ -58,7 +64,7 @@ def test_every_requirement_is_pinned_exactly():
 def test_make_leaves_a_hand_built_environment_alone_and_names_what_it_would_change(tmp_path):
     """`make ui` with a .venv that has the pins runs only `mlflow ui`; one that lacks them is
     named, with what it lacks, before anything is installed (make -n: what would run)."""
-    for name in ("Makefile", "requirements.txt", "requirements"):
+    for name in ("Makefile", "requirements.txt", "requirements", "pyproject.toml"):
         source = REPO / name
         (shutil.copytree if source.is_dir() else shutil.copy)(source, tmp_path / name)
     env = {k: v for k, v in os.environ.items() if k != "VIRTUAL_ENV"}
@@ -80,3 +86,49 @@ def test_make_leaves_a_hand_built_environment_alone_and_names_what_it_would_chan
     assert "make: .venv does not match requirements.txt (" in planned, planned
     assert "mlflow not installed, 3.17.2 pinned" in planned
     assert "-r requirements.txt" in planned
+
+
+def test_the_root_shows_the_lesson_path_and_each_topic_is_a_room():
+    """`ls` at the root: the lesson's files and their helpers; each topic's page beside its code."""
+    helpers = {path.name for path in REPO.glob("*.py")} - set(LESSON_FILES)
+    assert len(helpers) <= 4, f"more than the lesson at the root: {sorted(helpers)}"
+    for name in LESSON_FILES:
+        assert (REPO / name).is_file(), f"{name} is not at the root"
+    for room in ROOMS:
+        assert (REPO / room / "README.md").is_file(), f"{room}/ has no page (README.md)"
+        code = [*(REPO / room).glob("*.py"), *(REPO / room).glob("*.sh")]
+        assert code, f"{room}/ holds no code"
+        readme = (REPO / room / "README.md").read_text()
+        for path in code:
+            assert path.name in readme or any(
+                path.name in page.read_text() for page in (REPO / room).glob("*.md")
+            ), f"{room}/{path.name} is not named on its room's pages"
+
+
+def heading_anchors(page: Path) -> set[str]:
+    """The anchors GitHub makes of a page's headings: lowercase, punctuation gone, - for spaces."""
+    anchors = set()
+    in_fence = False
+    for line in page.read_text().splitlines():
+        if line.lstrip().startswith("```"):
+            in_fence = not in_fence
+        elif not in_fence and (heading := re.match(r"#+ (.*)", line)):
+            text = re.sub(r"[^\w\- ]", "", heading[1].strip().lower())
+            anchors.add(text.replace(" ", "-"))
+    return anchors
+
+
+def test_every_link_between_pages_resolves():
+    assert REPO / "rollout" / "README.md" in PAGES and REPO / "data" / "README.md" in PAGES
+    for page in PAGES:
+        text = re.sub(r"```.*?```", "", page.read_text(), flags=re.S)  # links, not code
+        for target in re.findall(r"\]\(([^)\s]+)\)", text):
+            if re.match(r"[a-z]+:", target):
+                continue
+            file, _, anchor = target.partition("#")
+            resolved = (page.parent / file).resolve() if file else page
+            where = f"{page.relative_to(REPO)} links to {target}"
+            assert resolved.exists(), f"{where}: no such file"
+            assert resolved.is_relative_to(REPO), f"{where}: outside the repository"
+            if anchor and resolved.suffix == ".md":
+                assert anchor in heading_anchors(resolved), f"{where}: no such heading"

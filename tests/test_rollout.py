@@ -134,7 +134,7 @@ def test_rollout_and_rollback_drop_no_request_and_a_broken_version_never_serves(
     store = trained_store
     flags, port = rollout_flags(rollout_folder)
     assert store.call("register_model.py").returncode == 0  # version 1, through the gate
-    first = store.run("rollout.py", *flags)
+    first = store.run("rollout/rollout.py", *flags)
     assert_clean(first)
     assert "Switched" in first.stdout and front_door_version(port) == "1"
 
@@ -151,7 +151,7 @@ def test_rollout_and_rollback_drop_no_request_and_a_broken_version_never_serves(
     for new, old, slot in (("2", "1", "green"), ("1", "2", "blue")):  # roll out, roll back
         assert store.call("register_model.py", "--version", new).returncode == 0
         with Load(port) as load:
-            result = store.run("rollout.py", *flags)
+            result = store.run("rollout/rollout.py", *flags)
         assert_clean(result)
         assert f"starting it on the {slot} slot" in result.stdout
         assert load.failures == [], f"failed requests during the swap: {load.failures[:5]}"
@@ -163,7 +163,7 @@ def test_rollout_and_rollback_drop_no_request_and_a_broken_version_never_serves(
     # A slot that does not pass its check in time: stopped, and the proxy never switches.
     assert store.call("register_model.py", "--version", "2").returncode == 0
     with Load(port) as load:
-        slow = store.run("rollout.py", *flags, "--timeout", "1", check=False)
+        slow = store.run("rollout/rollout.py", *flags, "--timeout", "1", check=False)
     assert slow.returncode == 1
     assert slow.stderr.strip().splitlines() == [
         "error: version 2 failed its check on the green slot (no answer on /ping within 1 s; "
@@ -179,7 +179,7 @@ def test_rollout_and_rollback_drop_no_request_and_a_broken_version_never_serves(
     (damaged / "model.skops").write_bytes(b"not a model")
     version = store.client.create_model_version(MODEL, str(damaged)).version
     assert store.call("register_model.py", "--version", str(version)).returncode == 0
-    refused = store.run("rollout.py", *flags, check=False)
+    refused = store.run("rollout/rollout.py", *flags, check=False)
     assert refused.returncode == 1 and len(refused.stderr.strip().splitlines()) == 1
     assert refused.stderr.startswith(f"error: version {version} refused: models:/{MODEL}/")
     assert refused.stderr.strip().endswith("; version 1 keeps serving")
@@ -189,12 +189,14 @@ def test_rollout_and_rollback_drop_no_request_and_a_broken_version_never_serves(
     # same main() as the command line, without a new interpreter's imports.)
     elsewhere, busy_port = store.root / "elsewhere", free_port()
     with socket.create_server(("127.0.0.1", busy_port)):
-        busy = store.call("rollout.py", "--port", str(busy_port), "--folder", str(elsewhere))
+        busy = store.call(
+            "rollout/rollout.py", "--port", str(busy_port), "--folder", str(elsewhere)
+        )
     assert busy.returncode == 1 and busy.stderr == (
         f"error: port {busy_port} on 127.0.0.1 (the front door) is in use; choose another with "
         "--port\n"
     )
-    missing = store.call("rollout.py", "--haproxy", "/nowhere/haproxy")
+    missing = store.call("rollout/rollout.py", "--haproxy", "/nowhere/haproxy")
     assert missing.returncode == 1 and missing.stderr.startswith(
         "error: haproxy not found at /nowhere/haproxy; install it"
     )
@@ -202,7 +204,7 @@ def test_rollout_and_rollback_drop_no_request_and_a_broken_version_never_serves(
 
     # The history: the gate's one decision, then every move by --version, in order, each with
     # its time, user and reason; the last leaves the alias where it is now.
-    history = store.run("champion_history.py")
+    history = store.run("rollout/champion_history.py")
     assert_clean(history)
     lines = history.stdout.splitlines()
     assert " promoted version 1  by " in lines[1], history.stdout
@@ -213,7 +215,7 @@ def test_rollout_and_rollback_drop_no_request_and_a_broken_version_never_serves(
     assert all(line.endswith("; rolled back by hand") for line in moves)
     assert lines[-1].startswith(f"Now: champion -> version {version} ")
 
-    stopped = store.run("rollout.py", "--folder", str(rollout_folder), "--stop")
+    stopped = store.run("rollout/rollout.py", "--folder", str(rollout_folder), "--stop")
     assert stopped.stdout.splitlines() == ["Stopped haproxy", "Stopped blue"]
     assert front_door_version(port) is None
 
@@ -247,19 +249,19 @@ def test_a_signed_webhook_rolls_out_and_a_forged_or_replayed_one_changes_nothing
     server_env.update(ARTIFACTS_DESTINATION=str(tmp_path / "artifacts"))
     server_env.update(MLFLOW_WEBHOOK_ALLOWED_SCHEMES="http,https")
     server_env.update(MLFLOW_WEBHOOK_ALLOW_PRIVATE_IPS="true")
-    server = start_process([str(REPO / "tracking_server.sh")], env=server_env, cwd=tmp_path,
+    server = start_process([str(REPO / "team-server" / "tracking_server.sh")], env=server_env, cwd=tmp_path,
                            log=tmp_path / "server.log")  # fmt: skip
     env = dict(store.env, MLFLOW_TRACKING_URI=server_url, WEBHOOK_SECRET=secret)
     flags, port = rollout_flags(rollout_folder)
     receiver_log = tmp_path / "receiver.log"
     receiver = start_process(
-        [PYTHON, str(REPO / "webhook_receiver.py"), "--port", str(receiver_port), "--", *flags],
+        [PYTHON, str(REPO / "rollout" / "webhook_receiver.py"), "--port", str(receiver_port), "--", *flags],
         env=env, cwd=tmp_path, log=receiver_log,
     )  # fmt: skip
     wait_for_http(f"{server_url}/health", server)
     receiver_url = f"http://127.0.0.1:{receiver_port}/"
 
-    created = store.run("create_webhook.py", "--url", receiver_url, env=env)
+    created = store.run("rollout/create_webhook.py", "--url", receiver_url, env=env)
     assert_clean(created)
     assert (
         created.stdout.splitlines()[1]

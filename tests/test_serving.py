@@ -138,7 +138,7 @@ def test_a_busy_port_is_one_error_line_for_every_server(champion_store):
         port = taken.getsockname()[1]
         expected = f"port {port}"
         commands = {
-            "tracking_server.sh": [str(REPO / "tracking_server.sh")],
+            "tracking_server.sh": [str(REPO / "team-server" / "tracking_server.sh")],
             "make ui": ["make", "-s", "-C", str(REPO), "ui", f"UI_PORT={port}"],
             "make serve": ["make", "-s", "-C", str(REPO), "serve", f"SERVE_PORT={port}"],
         }
@@ -159,7 +159,7 @@ def test_predict_and_serve_on_a_folder_without_a_store_say_so_and_create_nothing
     """Without MLFLOW_TRACKING_URI, the store is mlflow.db beside the scripts: absent, it stays so."""
     folder = tmp_path / "no store yet"
     folder.mkdir()
-    scripts = ["predict.py", "check_model.py", "guardrails.py", "serve_model.sh"]
+    scripts = "predict.py check_model.py input_checks.py server_errors.py serve_model.sh".split()
     for name in scripts:
         shutil.copy2(REPO / name, folder / name)
     (folder / "data").mkdir()

@@ -6,7 +6,7 @@ the session's trained store (runs "stump", "forest" and "network"). The admin wo
 MLflow's client and the basic-auth app's REST API; the analyst runs the scripts as a reader
 would, signed in with MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD, and reads over real
 HTTP.
-docs/team-server.md ("Accounts and roles") tells the same story through the promotion gate, and
+team-server/exposing.md ("Accounts and roles") tells the same story through the promotion gate, and
 tests/test_docs.py runs it.
 """
 
@@ -55,7 +55,7 @@ class AuthServer:
     def admin(self, endpoint: str, body: dict, version: str = "3.0") -> dict:
         """One call to the basic-auth app's REST API as the admin: accounts, roles, grants.
 
-        The endpoints of AuthServiceClient (docs/team-server.md), called directly: importing that
+        The endpoints of AuthServiceClient (team-server/exposing.md), called directly: importing that
         client in this process would import MLflow's server, and its deprecation warning.
         """
         url = f"{self.url}/api/{version}/mlflow/{endpoint}"
@@ -82,7 +82,7 @@ def auth_server(trained_store, start_process, tmp_path) -> AuthServer:
         "PORT": str(port),
         "BACKEND_STORE_URI": trained_store.uri,
         "ARTIFACTS_DESTINATION": str(tmp_path / "artifacts"),
-        "MLFLOW_AUTH_CONFIG_PATH": str(REPO / "basic_auth.ini"),
+        "MLFLOW_AUTH_CONFIG_PATH": str(REPO / "team-server" / "basic_auth.ini"),
         "MLFLOW_AUTH_ADMIN_PASSWORD": ADMIN[1],
         "MLFLOW_FLASK_SERVER_SECRET_KEY": "a-key-for-this-test-only",
         # What a reader's shell may say; tracking_server.sh must override it for the server.
@@ -92,7 +92,10 @@ def auth_server(trained_store, start_process, tmp_path) -> AuthServer:
     log = tmp_path / "server.log"
     # The server's working folder is tmp_path: basic_auth.db, the accounts, lands there.
     process = start_process(
-        [REPO / "tracking_server.sh", "--app-name", "basic-auth"], env=env, cwd=tmp_path, log=log
+        [REPO / "team-server" / "tracking_server.sh", "--app-name", "basic-auth"],
+        env=env,
+        cwd=tmp_path,
+        log=log,
     )
     url = f"http://127.0.0.1:{port}"
     try:
@@ -191,7 +194,7 @@ def test_a_reader_loads_the_champion_but_cannot_promote_or_delete(
     assert server.rest("GET", "experiments/get-by-name", ANALYST, params=by_name).status_code == 403
     assert server.rest("GET", "registered-models/alias", ANALYST, params=alias).status_code == 403
 
-    # ...until the admin gives it the readers' role, as docs/team-server.md does.
+    # ...until the admin gives it the readers' role, as team-server/exposing.md does.
     experiments = [forest_experiment, runs["network"].info.experiment_id, promotion_id]
     server.give_analyst_role(
         "breast-cancer-readers",

@@ -1,7 +1,7 @@
 """A team's tracking server: the scripts, unchanged, log to `tracking_server.sh` over HTTP.
 
 Each test starts a real `mlflow server` through tracking_server.sh on a free loopback port, on a
-real PostgreSQL 15 cluster made for the test (docs/team-server.md runs the SQLite one, through
+real PostgreSQL 15 cluster made for the test (team-server/README.md runs the SQLite one, through
 tests/test_docs.py), then runs the docs' commands with nothing but MLFLOW_TRACKING_URI pointing at it. What the team would look
 at is checked through the server's REST API (real HTTP), its artifact folder and its access log.
 """
@@ -77,7 +77,7 @@ class TeamServer:
     def start(self) -> None:
         # A restart appends to the same log.
         self.process = self.start_process(
-            [REPO / "tracking_server.sh"], env=self.env, cwd=self.cwd, log=self.log
+            [REPO / "team-server" / "tracking_server.sh"], env=self.env, cwd=self.cwd, log=self.log
         )
         try:
             wait_for_http(f"{self.url}/health", self.process, timeout=120)
@@ -252,7 +252,8 @@ def laptop_copy(tmp_path: Path) -> Path:
     laptop = tmp_path / "laptop"
     (laptop / "data").mkdir(parents=True)
     scripts = "train_rfc.py register_model.py promotion_gate.py check_model.py predict.py".split()
-    for name in [*scripts, "guardrails.py", "offline.py"]:
+    helpers = "input_checks.py registry_messages.py server_errors.py offline.py".split()
+    for name in [*scripts, *helpers]:
         shutil.copy(REPO / name, laptop)
     for name in ["breast_cancer_train.csv", "breast_cancer_eval.csv"]:
         shutil.copy(REPO / "data" / name, laptop / "data")

@@ -157,11 +157,14 @@ def test_numeric_labels_are_category_names_and_experiment_name_chooses_the_exper
     assert set(model.predict(frame.drop(columns="diagnosis"))) == {"0", "1"}
 
 
-def test_a_copied_script_runs_alone_and_logs_next_to_itself_from_any_directory(tmp_path):
+def test_a_copied_script_runs_alone_and_logs_next_to_itself_from_any_directory(
+    tmp_path, python_without_the_tutorial
+):
     """Without MLFLOW_TRACKING_URI, the store is mlflow.db next to the script, whatever the cwd.
 
-    The script is copied alone (no guardrails.py beside it), as a reader copies a lesson into a
-    project of their own: it must run there, and never write to this checkout.
+    The script is copied alone, as a reader copies a lesson into a project of their own, whose
+    Python has the pinned packages but not this tutorial's modules (input_checks.py, ...): it
+    must run there, and never write to this checkout.
     """
     project = tmp_path / "my project"
     (project / "data").mkdir(parents=True)
@@ -171,7 +174,8 @@ def test_a_copied_script_runs_alone_and_logs_next_to_itself_from_any_directory(t
     elsewhere.mkdir()
     env = base_env()
     for cwd in (project, elsewhere):
-        result = run_command([PYTHON, str(project / "train_rfc.py"), *FAST_RFC], env=env, cwd=cwd)
+        script = str(project / "train_rfc.py")
+        result = run_command([python_without_the_tutorial, script, *FAST_RFC], env=env, cwd=cwd)
         assert_clean(result)
         # No Makefile beside the copy: it names the command that shows its own store.
         db = project / "mlflow.db"
@@ -201,7 +205,9 @@ def test_a_copied_script_runs_alone_and_logs_next_to_itself_from_any_directory(t
         ).is_file()
 
 
-def test_the_network_lesson_runs_alone_on_a_csv_elsewhere_with_three_string_classes(tmp_path):
+def test_the_network_lesson_runs_alone_on_a_csv_elsewhere_with_three_string_classes(
+    tmp_path, python_without_the_tutorial
+):
     project = tmp_path / "project"
     project.mkdir()
     shutil.copy(REPO / "train_ann.py", project / "train_ann.py")
@@ -211,7 +217,9 @@ def test_the_network_lesson_runs_alone_on_a_csv_elsewhere_with_three_string_clas
     csv = tmp_path / "mine.csv"
     frame.to_csv(csv, index=False)
     args = [*FAST_ANN, "--data", str(csv), "--target", "size", "--max-iter", "1000"]
-    result = run_command([PYTHON, "train_ann.py", *args], env=base_env(), cwd=project)
+    result = run_command(
+        [python_without_the_tutorial, "train_ann.py", *args], env=base_env(), cwd=project
+    )
     assert_clean(result)
     client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{project / 'mlflow.db'}")
     (run,) = client.search_runs([client.get_experiment_by_name(ANN_EXPERIMENT).experiment_id])

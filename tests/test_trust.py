@@ -102,7 +102,7 @@ def test_every_loader_refuses_a_tampered_model_and_the_clean_one_still_serves(ta
         point_champion(store, version)
         refusals = {
             "predict.py": one_line(store.call("predict.py")),
-            "predict_spark.py": one_line(store.call("predict_spark.py")),
+            "predict_spark.py": one_line(store.call("spark/predict_spark.py")),
             # The gate: a good challenger against the tampered champion, which evaluate would load.
             "the gate": one_line(store.call("register_model.py", "--run-name", "network")),
             "serve_model.sh": one_line(

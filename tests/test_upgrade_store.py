@@ -1,4 +1,4 @@
-"""Upgrading MLflow under a store (docs/upgrade-mlflow.md): an older MLflow 3 wrote it, the
+"""Upgrading MLflow under a store (old-stores/upgrade-mlflow.md): an older MLflow 3 wrote it, the
 pinned one upgrades it, nothing is lost, and the backup takes the old version back.
 
 The older MLflow 3 (requirements/mlflow3-older.txt) gets a virtual environment of its own and
@@ -88,7 +88,7 @@ def write_old_store(old_python: Path, uri: str, folder: Path) -> str:
     run_command(
         [
             str(old_python),
-            str(REPO / "compare_stores.py"),
+            str(REPO / "old-stores" / "compare_stores.py"),
             "--save",
             str(folder / "before.json"),
             uri,
@@ -113,13 +113,16 @@ def upgrade_and_check(old_python, uri, folder, start_process, old_predictions) -
         PORT=str(port),
     )
     server = start_process(
-        [str(REPO / "tracking_server.sh")], env=env, cwd=folder, log=folder / "server.log"
+        [str(REPO / "team-server" / "tracking_server.sh")],
+        env=env,
+        cwd=folder,
+        log=folder / "server.log",
     )
     url = f"http://127.0.0.1:{port}"
     wait_for_http(f"{url}/health", server)
     client_env = old_env(url)
     compared = run_command(
-        [PYTHON, str(REPO / "compare_stores.py"), str(folder / "before.json"), url],
+        [PYTHON, str(REPO / "old-stores" / "compare_stores.py"), str(folder / "before.json"), url],
         env=client_env,
         cwd=folder,
     )
@@ -136,7 +139,13 @@ def upgrade_and_check(old_python, uri, folder, start_process, old_predictions) -
     assert f" - mlflow (current: 3.17.2, required: mlflow=={OLD_VERSION})" in predicted.stderr
     # The old MLflow no longer reads the upgraded store, and says so (wrongly: "out-of-date").
     locked_out = run_command(
-        [str(old_python), str(REPO / "compare_stores.py"), "--save", str(folder / "x.json"), uri],
+        [
+            str(old_python),
+            str(REPO / "old-stores" / "compare_stores.py"),
+            "--save",
+            str(folder / "x.json"),
+            uri,
+        ],
         env=old_env(uri),
         cwd=folder,
         check=False,
@@ -186,7 +195,12 @@ def test_sqlite_store_upgrades_with_nothing_lost_and_its_copy_rolls_back(
     # Roll back: the copy back in place, and the old MLflow reads its store again.
     shutil.copy2(tmp_path / "mlflow.db.backup", db)
     again = run_command(
-        [str(old_python), str(REPO / "compare_stores.py"), str(tmp_path / "before.json"), uri],
+        [
+            str(old_python),
+            str(REPO / "old-stores" / "compare_stores.py"),
+            str(tmp_path / "before.json"),
+            uri,
+        ],
         env=old_env(uri),
         cwd=tmp_path,
     )
@@ -225,7 +239,12 @@ def test_postgresql_store_upgrades_with_nothing_lost_and_its_dump_rolls_back(
             cwd=tmp_path,
         )
         again = run_command(
-            [str(old_python), str(REPO / "compare_stores.py"), str(tmp_path / "before.json"), uri],
+            [
+                str(old_python),
+                str(REPO / "old-stores" / "compare_stores.py"),
+                str(tmp_path / "before.json"),
+                uri,
+            ],
             env=old_env(uri),
             cwd=tmp_path,
         )

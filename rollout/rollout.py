@@ -18,12 +18,14 @@ If the new slot fails its check, it is stopped, the proxy is never touched, the 
 keeps serving, and the command says why in one line. Every answer through the front door
 carries `X-Model-Version`: the version that produced it.
 
-    python rollout.py                              # the champion behind http://127.0.0.1:5080
-    python register_model.py --version 1 && python rollout.py     # roll back
-    python rollout.py --stop                       # stop the proxy and both slots
+    python rollout/rollout.py                      # the champion behind http://127.0.0.1:5080
+    python register_model.py --version 1 && python rollout/rollout.py     # roll back
+    python rollout/rollout.py --stop               # stop the proxy and both slots
 
-The proxy's config, the pid files and every log are in rollout/ (git-ignored; `make clean`
-removes it). Nothing runs as root and nothing is written outside this folder.
+Beside this file: `haproxy.cfg`, the proxy's config, a template that each rollout fills in, and
+`processes.py`, the plumbing that starts and stops each process by its pid file. The filled-in
+config, the pid files and every log are in rollout/state/ (git-ignored; `make clean` stops what
+runs there and removes it). Nothing runs as root and nothing is written outside that folder.
 """
 
 import argparse
@@ -33,7 +35,7 @@ import json
 import os
 import shutil
 import signal
-import socket
+import string
 import subprocess
 import time
 import urllib.error
@@ -45,46 +47,20 @@ import pandas as pd
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
-import guardrails
+import processes
+import server_errors
 from check_model import check_model
 
 HERE = Path(__file__).resolve().parent
+REPO = Path(__file__).resolve().parents[1]  # the repository: data/, mlflow.db, serve_model.sh
 MODEL_NAME = "breast-cancer-classifier"
 # The known request: a slot must answer it exactly as the same version does in this process.
-SAMPLE_REQUEST = HERE / "data" / "sample_request.json"
+SAMPLE_REQUEST = REPO / "data" / "sample_request.json"
 SLOTS = ("blue", "green")
 
-# The front door. Rewritten at every rollout; only the backend's port and version change.
-HAPROXY_CONFIG = """\
-# Written by rollout.py at every rollout: change the template there, not this file.
-global
-    master-worker
-    # After a reload the old process may finish what it has in flight, for at most this long.
-    hard-stop-after {drain}s
-    log stdout format raw local0
-
-defaults
-    mode http
-    log global
-    option httplog
-    timeout connect 5s
-    timeout client 60s
-    timeout server 60s
-    timeout http-keep-alive 5s
-    # On a reload, an idle keep-alive connection gets one more answer, marked
-    # `Connection: close`, before it is closed: a client that never retries sees no error.
-    option idle-close-on-response
-
-frontend front_door
-    bind {host}:{port}
-    default_backend {slot}
-
-backend {slot}
-    server {slot} 127.0.0.1:{slot_port}
-    # Every answer says which version produced it.
-    http-response set-header X-Model-Version {version}
-    http-response set-header X-Model-Slot {slot}
-"""
+# The front door's config: a template in which each rollout fills in the slot, its port and its
+# version. HAProxy reads the filled-in copy, in the state folder.
+HAPROXY_TEMPLATE = HERE / "haproxy.cfg"
 
 
 class CheckFailed(Exception):
@@ -107,12 +83,12 @@ def main(argv=None):
     # The store the other scripts use: mlflow.db next to this file, unless
     # MLFLOW_TRACKING_URI names another (a team server, say).
     if "MLFLOW_TRACKING_URI" not in os.environ:
-        store = HERE / "mlflow.db"
+        store = REPO / "mlflow.db"
         if not store.exists():
             raise SystemExit(f"error: no store at {store}; train and register first")
         mlflow.set_tracking_uri(f"sqlite:///{store}")
     else:
-        guardrails.check_tracking_server()
+        server_errors.check_tracking_server()
 
     # One rollout at a time: the webhook receiver may be asked twice in a row.
     with open(folder / "rollout.lock", "w") as lock:
@@ -122,6 +98,7 @@ def main(argv=None):
 
 def roll_out(args, folder, haproxy):
     started = time.monotonic()
+    # 1. The registry says which version the alias points at; the idle slot will serve it.
     try:
         version = str(
             MlflowClient().get_model_version_by_alias(args.model_name, args.alias).version
@@ -137,11 +114,11 @@ def roll_out(args, folder, haproxy):
         return
     if live is None:
         stop_everything(folder, quiet=True)  # leftovers of a proxy that has gone
-        port_must_be_free(args.host, args.port, "the front door", "--port")
+        processes.port_must_be_free(args.host, args.port, "the front door", "--port")
     slot = "green" if live and live["slot"] == "blue" else "blue"
     slot_port = args.green_port if slot == "green" else args.blue_port
-    stop_group(folder / f"{slot}.pid")  # left over from a rollout that failed its check
-    port_must_be_free("127.0.0.1", slot_port, f"the {slot} slot", f"--{slot}-port")
+    processes.stop_group(folder / f"{slot}.pid")  # left over from a rollout that failed its check
+    processes.port_must_be_free("127.0.0.1", slot_port, f"the {slot} slot", f"--{slot}-port")
     keeps = f"version {live['version']} keeps serving" if live else "nothing was started"
 
     model_uri = f"models:/{args.model_name}/{version}"
@@ -151,48 +128,53 @@ def roll_out(args, folder, haproxy):
     except CheckFailed as why:
         raise SystemExit(f"error: version {version} refused: {why}; {keeps}") from None
 
+    # 2. and 3. Start the idle slot with exactly that version, and check it against this process.
     print(f"{args.alias} is version {version}: starting it on the {slot} slot (port {slot_port})")
     slot_process = start_slot(folder, slot, slot_port, args.model_name, version)
     try:
         check_slot(slot_process, slot_port, body, expected, folder / f"{slot}.log", args.timeout)
     except CheckFailed as why:
-        stop_group(folder / f"{slot}.pid")
+        processes.stop_group(folder / f"{slot}.pid")
         raise SystemExit(
             f"error: version {version} failed its check on the {slot} slot ({why}); {keeps}"
         ) from None
     print(f"  /ping answers and the sample request matches predict() here, version {version}")
 
+    # 4. Point the front door at the new slot. The template's $names are string.Template's, not
+    # str.format's {}: HAProxy writes its own inline conditions in braces (`if { path_beg /x }`).
+    template = string.Template(HAPROXY_TEMPLATE.read_text())
     config = folder / "haproxy.cfg"
     new_config = folder / "haproxy.cfg.new"
     new_config.write_text(
-        HAPROXY_CONFIG.format(
+        template.substitute(
             host=args.host,
             port=args.port,
             slot=slot,
             slot_port=slot_port,
             version=version,
-            drain=args.drain,
+            drain=f"{args.drain}s",
         )
     )
     checked = subprocess.run([haproxy, "-c", "-q", "-f", new_config], capture_output=True)
     if checked.returncode:
-        stop_group(folder / f"{slot}.pid")
-        raise SystemExit(f"error: haproxy refuses {new_config}: {last_line(checked.stderr)}")
+        processes.stop_group(folder / f"{slot}.pid")
+        why = processes.last_line(checked.stderr)
+        raise SystemExit(f"error: haproxy refuses {new_config}: {why}")
     new_config.replace(config)
     front_door = f"http://{args.host}:{args.port}"
     if live:
         # SIGUSR2 to HAProxy's master: a graceful reload. New workers read the new config and
         # take new connections; the old ones answer what they hold, then leave.
         master = int((folder / "haproxy.pid").read_text())
-        old_workers = haproxy_workers(master)
+        old_workers = processes.children(master)  # HAProxy's workers are its master's children
         os.kill(master, signal.SIGUSR2)
     else:
         proxy = start_proxy(folder, haproxy, config)
     if not wait_for_version(front_door, version, timeout=15):
         if not live and proxy.poll() is not None:
-            stop_group(folder / f"{slot}.pid")
-            log = folder / "haproxy.log"
-            raise SystemExit(f"error: haproxy did not start: {last_line(log.read_bytes())}")
+            processes.stop_group(folder / f"{slot}.pid")
+            why = processes.last_line((folder / "haproxy.log").read_bytes())
+            raise SystemExit(f"error: haproxy did not start: {why}")
         raise SystemExit(
             f"error: {front_door} does not answer with version {version}; see {folder}"
         )
@@ -200,12 +182,10 @@ def roll_out(args, folder, haproxy):
     print(f"Switched: {front_door} answers with version {version} (X-Model-Version)")
 
     if live:
-        # The old slot stays up until the old HAProxy workers, and what they had in flight,
+        # 5. The old slot stays up until the old HAProxy workers, and what they had in flight,
         # are gone: a request they forward after this point still reaches it.
-        deadline = time.monotonic() + args.drain + 5
-        while set(haproxy_workers(master)) & set(old_workers) and time.monotonic() < deadline:
-            time.sleep(0.1)
-        stop_group(folder / f"{live['slot']}.pid")
+        processes.wait_until_gone(old_workers, parent=master, timeout=args.drain + 5)
+        processes.stop_group(folder / f"{live['slot']}.pid")
         print(f"Stopped the {live['slot']} slot (version {live['version']}) after its last answer")
     print(f"Rollout done in {time.monotonic() - started:.1f} s; logs in {folder}")
 
@@ -223,7 +203,8 @@ def predictions_here(model_uri, body):
     try:
         model = mlflow.pyfunc.load_model(model_uri)
     except Exception as exc:  # a damaged artifact: any error of any library
-        raise CheckFailed(f"{model_uri} does not load here: {last_line(str(exc))}") from None
+        why = processes.last_line(str(exc))
+        raise CheckFailed(f"{model_uri} does not load here: {why}") from None
     rows = pd.DataFrame(**body["dataframe_split"])
     return [str(answer) for answer in model.predict(rows)]
 
@@ -234,7 +215,7 @@ def check_slot(process, port, body, expected, log, timeout):
     deadline = time.monotonic() + timeout
     while not answers(f"{url}/ping"):
         if process.poll() is not None:
-            raise CheckFailed(f"serve_model.sh exited: {last_line(log.read_bytes())}")
+            raise CheckFailed(f"serve_model.sh exited: {processes.last_line(log.read_bytes())}")
         if time.monotonic() > deadline:
             raise CheckFailed(f"no answer on /ping within {timeout:.0f} s; see {log}")
         time.sleep(0.2)
@@ -272,100 +253,35 @@ def wait_for_version(front_door, version, timeout):
     return False
 
 
-# --- Processes: each in its own process group, its id in a pid file ---------------------------
+# --- The processes: the slots, the proxy, the state folder ------------------------------------
 
 
 def start_slot(folder, slot, port, model_name, version):
     env = dict(os.environ, PORT=str(port), HOST="127.0.0.1", MODEL_NAME=model_name)
     env.update(VERSION=version, MLFLOW_TRACKING_URI=mlflow.get_tracking_uri())
-    return start_group(folder, slot, [str(HERE / "serve_model.sh")], env)
+    return processes.start_group(folder, slot, [str(REPO / "serve_model.sh")], env)
 
 
 def start_proxy(folder, haproxy, config):
     # -W: master-worker, so that SIGUSR2 reloads; -db: stay in the foreground (its log is
-    # the access log, one line per request, in rollout/haproxy.log).
-    return start_group(folder, "haproxy", [haproxy, "-W", "-db", "-f", str(config)], os.environ)
-
-
-def start_group(folder, name, command, env):
-    """Start `command` in a new session, logging to <name>.log; its process group in <name>.pid."""
-    with open(folder / f"{name}.log", "w") as log:
-        process = subprocess.Popen(
-            command,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    (folder / f"{name}.pid").write_text(str(process.pid))
-    return process
-
-
-def stop_group(pid_file):
-    """Stop the process group a pid file names (TERM, then KILL after 10 s) and remove the file."""
-    if not pid_file.exists():
-        return False
-    group = int(pid_file.read_text())
-    for sig, patience in ((signal.SIGTERM, 10), (signal.SIGKILL, 5)):
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(group, sig)
-        deadline = time.monotonic() + patience
-        while group_alive(group) and time.monotonic() < deadline:
-            time.sleep(0.1)
-    pid_file.unlink()
-    return True
-
-
-def stop_everything(folder, quiet=False):
-    for name in ("haproxy", *SLOTS):
-        if stop_group(folder / f"{name}.pid") and not quiet:
-            print(f"Stopped {name}")
-    (folder / "live.json").unlink(missing_ok=True)
+    # the access log, one line per request, in rollout/state/haproxy.log).
+    command = [haproxy, "-W", "-db", "-f", str(config)]
+    return processes.start_group(folder, "haproxy", command, os.environ)
 
 
 def live_slot(folder):
     """{'slot', 'version'} of what the front door serves, or None if the proxy is not running."""
-    pid_file, live = folder / "haproxy.pid", folder / "live.json"
-    if pid_file.exists() and live.exists() and group_alive(int(pid_file.read_text())):
+    live = folder / "live.json"
+    if live.exists() and processes.running(folder / "haproxy.pid"):
         return json.loads(live.read_text())
     return None
 
 
-def group_alive(group):
-    """Whether any process of the group is alive (zombies, which are already dead, do not count)."""
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        with contextlib.suppress(OSError):
-            fields = stat.read_text().rpartition(")")[2].split()
-            if fields[2] == str(group) and fields[0] != "Z":
-                return True
-    return False
-
-
-def haproxy_workers(master):
-    """The process ids of HAProxy's workers: the master's children."""
-    workers = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        with contextlib.suppress(OSError):
-            fields = stat.read_text().rpartition(")")[2].split()
-            if fields[1] == str(master) and fields[0] != "Z":
-                workers.append(int(stat.parent.name))
-    return workers
-
-
-def port_must_be_free(host, port, what, flag):
-    try:
-        socket.create_server((host, port)).close()
-    except OSError:
-        raise SystemExit(
-            f"error: port {port} on {host} ({what}) is in use; choose another with {flag}"
-        ) from None
-
-
-def last_line(output):
-    text = output.decode(errors="replace") if isinstance(output, bytes) else output
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    return lines[-1] if lines else "(no output)"
+def stop_everything(folder, quiet=False):
+    for name in ("haproxy", *SLOTS):
+        if processes.stop_group(folder / f"{name}.pid") and not quiet:
+            print(f"Stopped {name}")
+    (folder / "live.json").unlink(missing_ok=True)
 
 
 # --- The command line ---------------------------------------------------------------------------
@@ -375,7 +291,7 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(
         description="Serve the alias's version behind a stable front door (HAProxy), or swap "
         "the front door to it blue/green, dropping no request.",
-        epilog="Roll back: python register_model.py --version N && python rollout.py",
+        epilog="Roll back: python register_model.py --version N && python rollout/rollout.py",
     )
     parser.add_argument(
         "--port", type=int, default=5080, help="the front door's port (default: %(default)s)"
@@ -413,8 +329,8 @@ def parse_args(argv=None):
     parser.add_argument(
         "--folder",
         type=Path,
-        default=HERE / "rollout",
-        help="where the config, pid files and logs go (default: rollout/ here)",
+        default=HERE / "state",
+        help="where the config, pid files and logs go (default: rollout/state/)",
     )
     parser.add_argument(
         "--haproxy",
@@ -430,4 +346,4 @@ def parse_args(argv=None):
 
 
 if __name__ == "__main__":
-    guardrails.exit_on_error(main)
+    server_errors.exit_on_error(main)

@@ -6,15 +6,16 @@ without an error" is not the same as "nothing was lost". This script reads both 
 any MLflow client does (MlflowClient: experiments, runs, metric histories, artifact listings,
 the Model Registry) and prints what differs, value by value.
 
-    python compare_stores.py old-project/mlruns sqlite:///mlflow.db   # a folder and a database
-    python compare_stores.py --save before.json sqlite:///mlflow.db   # a snapshot, to compare later
-    python compare_stores.py before.json sqlite:///mlflow.db          # after an upgrade
+    python old-stores/compare_stores.py old-project/mlruns sqlite:///old.db  # a folder, a database
+    python old-stores/compare_stores.py --save before.json sqlite:///mlflow.db  # a snapshot
+    python old-stores/compare_stores.py before.json sqlite:///mlflow.db   # after an upgrade
 
 A store is a tracking URI (sqlite:///..., postgresql+psycopg://..., http://...), an old
 `mlruns` folder (read with MLflow's documented opt-out, MLFLOW_ALLOW_FILE_STORE=true, and only
 read), or a snapshot saved by --save. A snapshot can be taken with any MLflow from 2.x on, so
-the old MLflow can describe its own store before an upgrade. Exit code 0: no difference
-beyond those named with --expect; 1: differences (each printed).
+the old MLflow can describe its own store before an upgrade. The verdict is the last line, where
+you look (`<n> items compared: <m> differ ...`), after each difference; the exit code says it
+too, for scripts: 0, no difference beyond those named with --expect; 1, differences.
 """
 
 import argparse
@@ -190,12 +191,12 @@ def main(argv=None):
             differences.append(f"changed:     {key}: {before[key]!r} -> {after[key]!r}")
     expected = [line for line in differences if any(text in line for text in args.expect)]
     unexpected = [line for line in differences if line not in expected]
+    for line in unexpected if not args.show_expected else differences:
+        print(line)
     print(
         f"{len(before)} items compared: {len(differences)} differ "
         f"({len(expected)} expected with --expect, {len(unexpected)} not)"
     )
-    for line in unexpected if not args.show_expected else differences:
-        print(line)
     if unexpected:
         sys.exit(1)
 
@@ -203,7 +204,7 @@ def main(argv=None):
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(
         description="Compare two MLflow stores (URI, old mlruns folder or .json snapshot).",
-        epilog="Example: python compare_stores.py old-project/mlruns sqlite:///mlflow.db",
+        epilog="Example: python old-stores/compare_stores.py old-project/mlruns sqlite:///old.db",
     )
     parser.add_argument("stores", nargs="+", metavar="STORE", help="before, then after")
     parser.add_argument("--save", metavar="PATH", help="save a snapshot of the one STORE given")

@@ -26,9 +26,9 @@ from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
 try:  # one-line errors for MLflow's own exceptions; this file runs without it
-    import guardrails
+    import server_errors
 except ModuleNotFoundError:
-    guardrails = None
+    server_errors = None
 
 HERE = Path(__file__).resolve().parent
 MODEL_NAME = "breast-cancer-classifier"
@@ -55,12 +55,12 @@ def when(milliseconds):
 def main(argv=None):
     args = parse_args(argv)
     if "MLFLOW_TRACKING_URI" not in os.environ:
-        store = HERE / "mlflow.db"
+        store = HERE.parent / "mlflow.db"
         if not store.exists():
             raise SystemExit(f"error: no store at {store}; train and register first")
         mlflow.set_tracking_uri(f"sqlite:///{store}")
-    elif guardrails:  # a tracking server: a dead one fails in seconds, not minutes
-        guardrails.check_tracking_server()
+    elif server_errors:  # a tracking server: a dead one fails in seconds, not minutes
+        server_errors.check_tracking_server()
     client = MlflowClient()
     runs = decisions(args.model_name)
     if not runs:
@@ -140,7 +140,7 @@ def parse_args(argv=None):
 
 
 if __name__ == "__main__":
-    if guardrails:
-        guardrails.exit_on_error(main)
+    if server_errors:
+        server_errors.exit_on_error(main)
     else:
         main()

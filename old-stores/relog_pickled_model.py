@@ -43,7 +43,7 @@ CONSENT_FLAG = "--i-trust-this-pickle"
 def main(argv=None):
     args = parse_args(argv)
     if "MLFLOW_TRACKING_URI" not in os.environ:  # the tutorial's store, as the other scripts
-        mlflow.set_tracking_uri(f"sqlite:///{HERE / 'mlflow.db'}")
+        mlflow.set_tracking_uri(f"sqlite:///{HERE.parent / 'mlflow.db'}")
     logging.getLogger("mlflow").setLevel(logging.WARNING)  # MLflow's routine INFO lines
 
     # 1. The MLmodel file only: what is this model, and how was it saved?

@@ -20,9 +20,12 @@ Anything else gets 401 and changes nothing. A signed call for another model or a
 and is ignored. A signed call for ours gets 202 at once (MLflow gives up after 30 s and retries
 on errors; a rollout takes longer), and `rollout.py` runs, one at a time, in the background.
 
-    export WEBHOOK_SECRET=$(python -c "import secrets; print(secrets.token_hex(32))")
-    python webhook_receiver.py                          # on http://127.0.0.1:5090
-    python webhook_receiver.py -- --port 6080           # what follows -- goes to rollout.py
+    python rollout/webhook_receiver.py                  # on http://127.0.0.1:5090
+    python rollout/webhook_receiver.py -- --port 6080   # what follows -- goes to rollout.py
+
+The secret: $WEBHOOK_SECRET if you set it, else rollout/state/webhook-secret, which the first of
+this script and create_webhook.py to run writes (random, readable by you only, git-ignored), so
+that the receiver and the webhook share it from any terminal, with nothing to export.
 
 Standard library only: `hmac`, `http.server`, `subprocess`.
 """
@@ -34,6 +37,7 @@ import hmac
 import json
 import os
 import queue
+import secrets
 import subprocess
 import sys
 import threading
@@ -44,6 +48,21 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 # A signed call older than this (or this far in the future) is refused as a replay.
 MAX_AGE = 300
+SECRET_FILE = HERE / "state" / "webhook-secret"
+
+
+def webhook_secret(variable: str) -> str:
+    """The secret from $variable, else the shared file, made by whichever script needs it first."""
+    if secret := os.environ.get(variable):
+        return secret
+    SECRET_FILE.parent.mkdir(exist_ok=True)
+    try:  # O_EXCL: if both start at once, one writes and the other reads
+        made = os.open(SECRET_FILE, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return SECRET_FILE.read_text().strip()
+    with os.fdopen(made, "w") as out:
+        out.write(secrets.token_hex(32) + "\n")
+    return SECRET_FILE.read_text().strip()
 
 
 def signature_is_valid(secret, delivery_id, timestamp, body, signature):
@@ -118,12 +137,7 @@ def roll_out_forever(rollouts, rollout_args):
 
 def main(argv=None):
     args = parse_args(argv)
-    secret = os.environ.get(args.secret_env)
-    if not secret:
-        raise SystemExit(
-            f"error: {args.secret_env} is not set; export the secret the webhook was created "
-            "with (see create_webhook.py)"
-        )
+    secret = webhook_secret(args.secret_env)
     try:
         server = ThreadingHTTPServer((args.host, args.port), Receiver)
     except OSError:
@@ -171,7 +185,8 @@ def parse_args(argv=None):
     parser.add_argument(
         "--secret-env",
         default="WEBHOOK_SECRET",
-        help="environment variable holding the webhook's secret (default: %(default)s)",
+        help="environment variable holding the webhook's secret, if set (default: %(default)s; "
+        "else rollout/state/webhook-secret)",
     )
     parser.add_argument("rollout_args", nargs="*", help=argparse.SUPPRESS)
     return parser.parse_args(argv)

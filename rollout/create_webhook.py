@@ -3,17 +3,17 @@
 What you learn here: a registry webhook is a row on the tracking server, made with
 `MlflowClient().create_webhook`: a URL, the events it wants, and a secret. From then on the
 server POSTs each such event to the URL, signed with the secret (webhook_receiver.py explains
-the signature). The secret comes from the environment, never from a file in the repository:
-whoever knows it can sign a call that rolls out a model.
+the signature). Whoever knows the secret can sign a call that rolls out a model, so it is
+never committed: it comes from $WEBHOOK_SECRET, else from rollout/state/webhook-secret
+(git-ignored, readable by you only), which the receiver or this script writes on first use.
 
-Webhooks are sent by a tracking server (`./tracking_server.sh`), not by a SQLite file, so
-MLFLOW_TRACKING_URI must name one. The server refuses http:// URLs and addresses on this
-machine or a private network unless it was started with MLFLOW_WEBHOOK_ALLOWED_SCHEMES=http,https
-and MLFLOW_WEBHOOK_ALLOW_PRIVATE_IPS=true: docs/09-roll-out.md says why, and when not to.
+Webhooks are sent by a tracking server (`./team-server/tracking_server.sh`), not by a SQLite
+file, so MLFLOW_TRACKING_URI must name one. The server refuses http:// URLs and addresses on
+this machine or a private network unless it was started with
+MLFLOW_WEBHOOK_ALLOWED_SCHEMES=http,https and MLFLOW_WEBHOOK_ALLOW_PRIVATE_IPS=true:
+rollout/README.md says why, and when not to.
 
-    export MLFLOW_TRACKING_URI=http://127.0.0.1:5060
-    export WEBHOOK_SECRET=...                      # the same as webhook_receiver.py's
-    python create_webhook.py --url http://127.0.0.1:5090/
+    MLFLOW_TRACKING_URI=http://127.0.0.1:5060 python rollout/create_webhook.py
 
 Running it again replaces the webhook of the same name. Then MLflow's own test call checks the
 path end to end: the receiver answers it (a signed call for another model) with 200.
@@ -25,24 +25,21 @@ import os
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
+from webhook_receiver import webhook_secret  # the same secret, from the same place
+
 NAME = "roll-out-champion"
 EVENT = "model_version_alias.created"
 
 
 def main(argv=None):
     args = parse_args(argv)
-    secret = os.environ.get(args.secret_env)
-    if not secret:
-        raise SystemExit(
-            f"error: {args.secret_env} is not set; export a secret first: export "
-            f'{args.secret_env}=$(python -c "import secrets; print(secrets.token_hex(32))")'
-        )
     uri = os.environ.get("MLFLOW_TRACKING_URI", "")
     if not uri.startswith(("http://", "https://")):
         raise SystemExit(
-            "error: webhooks are sent by a tracking server; start one (./tracking_server.sh) "
-            "and export MLFLOW_TRACKING_URI=http://<host>:<port>"
+            "error: webhooks are sent by a tracking server; start one "
+            "(./team-server/tracking_server.sh) and set MLFLOW_TRACKING_URI=http://<host>:<port>"
         )
+    secret = webhook_secret(args.secret_env)
     client = MlflowClient()
     try:
         for webhook in client.list_webhooks():
@@ -79,7 +76,7 @@ def main(argv=None):
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(
         description="Create the registry webhook that calls webhook_receiver.py on every alias "
-        "move, signed with the secret in $WEBHOOK_SECRET.",
+        "move, signed with the secret in $WEBHOOK_SECRET (else rollout/state/webhook-secret).",
     )
     parser.add_argument(
         "--url",
@@ -90,7 +87,8 @@ def parse_args(argv=None):
     parser.add_argument(
         "--secret-env",
         default="WEBHOOK_SECRET",
-        help="environment variable holding the secret (default: %(default)s)",
+        help="environment variable holding the secret, if set (default: %(default)s; else "
+        "rollout/state/webhook-secret)",
     )
     return parser.parse_args(argv)
 

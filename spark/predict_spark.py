@@ -12,7 +12,7 @@ Run it after `python register_model.py` (needs `pip install -r requirements/spar
     python predict_spark.py                                 # the sample rows, printed as CSV
     python predict_spark.py --data data/breast_cancer.csv --output predictions/
     python predict_spark.py --master spark://spark-master:7077 \\
-        --data s3a://bucket/to-score/ --output s3a://bucket/scored/    # see docs/spark.md
+        --data s3a://bucket/to-score/ --output s3a://bucket/scored/    # see spark/README.md
 
 Compare with the pandas path: `python predict.py` prints the very same CSV.
 """
@@ -30,16 +30,17 @@ from pyspark.errors import PySparkException
 from pyspark.sql import SparkSession
 from pyspark.sql.functions import coalesce, col, struct, when
 
-import guardrails
+import input_checks
+import server_errors
 from check_model import check_model
 
 HERE = Path(__file__).resolve().parent
-DEFAULT_ROWS = HERE / "data" / "sample_rows.csv"
+DEFAULT_ROWS = HERE.parent / "data" / "sample_rows.csv"
 MODEL_NAME = "breast-cancer-classifier"
 # Spark on this machine: two worker threads. A cluster's master URL replaces it (--master).
 DEFAULT_MASTER = "local[2]"
 # Warnings only, on one line each: Spark's default logging would bury the output in INFO lines.
-LOG4J2_CONFIG = HERE / "spark" / "log4j2.properties"
+LOG4J2_CONFIG = HERE / "log4j2.properties"
 
 
 def parse_args(argv=None):
@@ -75,7 +76,7 @@ def parse_args(argv=None):
         help="where Spark runs: local[N] for N threads here, or a cluster such as "
         "spark://host:7077 (default: %(default)s)",
     )
-    return guardrails.strict(parser).parse_args(argv)
+    return input_checks.strict(parser).parse_args(argv)
 
 
 def start_spark(master: str) -> SparkSession:
@@ -111,7 +112,7 @@ def checked_model(model_name: str, alias: str) -> tuple[str, list[str]]:
     except MlflowException as exc:
         raise SystemExit(
             f"error: cannot load models:/{model_name}@{alias} from {mlflow.get_tracking_uri()} "
-            f"({guardrails.first_line(exc)}); run `python register_model.py` first"
+            f"({server_errors.first_line(exc)}); run `python register_model.py` first"
         ) from None
     model_uri = f"models:/{model_name}/{version}"
     info = check_model(model_uri)  # its MLmodel only: one line, and nothing loaded, if untrusted
@@ -131,12 +132,12 @@ def main(argv=None):
     # The store the other scripts use: mlflow.db next to this file, unless MLFLOW_TRACKING_URI
     # names another (a team server, say).
     if "MLFLOW_TRACKING_URI" not in os.environ:
-        store = HERE / "mlflow.db"
+        store = HERE.parent / "mlflow.db"
         if not store.exists():
             raise SystemExit(f"error: no store at {store}; train and register first")
         mlflow.set_tracking_uri(f"sqlite:///{store}")
     else:  # a tracking server: a dead one fails in seconds, not minutes
-        guardrails.check_tracking_server()
+        server_errors.check_tracking_server()
     model_uri, features = checked_model(args.model_name, args.alias)
 
     logging.getLogger("mlflow.pyfunc").addFilter(drop_local_env_notice)
@@ -192,10 +193,10 @@ def main(argv=None):
         else:
             predictions.toPandas().to_csv(sys.stdout, index=False)
     except PySparkException as exc:
-        raise SystemExit(f"error: Spark: {guardrails.first_line(exc)}") from None
+        raise SystemExit(f"error: Spark: {server_errors.first_line(exc)}") from None
     finally:
         spark.stop()
 
 
 if __name__ == "__main__":
-    guardrails.exit_on_error(main)
+    server_errors.exit_on_error(main)
