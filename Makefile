@@ -134,6 +134,8 @@ endef
 ## train: three hyperparameter settings per model family, so the UI has runs to compare
 ## (two at a time, a forest beside a network: each is one process, and this machine has cores)
 train: env
+	@# Two processes must not both create the store's tables: a new store is made first, alone.
+	$(if $(wildcard mlflow.db),,mlflow db upgrade "sqlite:///$(CURDIR)/mlflow.db")
 	$(call train_pair,train_rfc.py --n-estimators 50 --max-depth 3 --run-name rf-shallow,train_ann.py --hidden-layers 16 --run-name mlp-small)
 	$(call train_pair,train_rfc.py --n-estimators 100 --run-name rf-default,train_ann.py --hidden-layers 64$(comma)32 --alpha 0.01 --run-name mlp-two-layers)
 	$(call train_pair,train_rfc.py --n-estimators 300 --min-samples-leaf 5 --max-features 0.5 --run-name rf-smooth,train_ann.py --hidden-layers 8 --alpha 1.0 --learning-rate 0.01 --run-name mlp-strong-penalty)

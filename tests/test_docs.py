@@ -161,12 +161,12 @@ class Block:
         return self.language in {"bash", "sh", "python"} and self.marker in {None, "fails"}
 
 
-def page_blocks(page: str) -> list[Block]:
+def page_blocks(page: str, root: Path = REPO) -> list[Block]:
     """The fenced blocks of a page, each with its marker, its expected output and its prose.
 
     The prose after the last fence comes last, as a block of language "prose".
     """
-    lines = (REPO / page).read_text().splitlines()
+    lines = (root / page).read_text().splitlines()
     blocks: list[Block] = []
     index, prose = 0, []
     while index < len(lines):
@@ -268,6 +268,10 @@ class Track:
     new_env: dict[str, str]  # what a new terminal starts with
     terminals: dict[int, Terminal] = field(default_factory=dict)
 
+    def __post_init__(self):
+        for name in ("_", "SHLVL", "PWD", "OLDPWD"):  # each shell sets these itself
+            self.new_env.pop(name, None)
+
     def terminal(self, number: int) -> Terminal:
         if number not in self.terminals:
             self.terminals[number] = Terminal(number, self.copy, dict(self.new_env))
@@ -364,12 +368,12 @@ class Track:
         stop_process_group(process)  # workers it left behind, if any
         check_clean(self.printed(log.read_text()), block.expected)
 
-    def run_page(self, page: str) -> None:
+    def run_page(self, page: str, blocks: list[Block] | None = None) -> None:
         first = self.terminal(1)
         found = (first.cwd, {k: v for k, v in first.env.items() if k not in KEPT_EXPORTS})
         number = 1
         try:
-            for block in BLOCKS[page]:
+            for block in BLOCKS[page] if blocks is None else blocks:
                 for line in block.prose:
                     if moved := TO_TERMINAL.match(line):
                         number = int(moved[1])
@@ -399,7 +403,9 @@ class Track:
                 if block.expected is not None:
                     check_output(printed, block.expected, f"{block.where} (terminal {number})")
             running = [t.number for t in self.terminals.values() if t.server]
-            if running and "Ctrl-C" not in (REPO / page).read_text():
+            if running and not any(
+                "Ctrl-C" in "\n".join(b.prose) for b in BLOCKS.get(page, blocks)
+            ):
                 fail(f"{page}: ends with servers running in terminals {running}; say 'Ctrl-C'")
             for terminal in self.terminals.values():
                 if terminal.server:
@@ -424,6 +430,46 @@ class Track:
                 del self.terminals[number]  # a page's other terminals close with it
 
 
+# --- The runner catches what a reader would meet, terminal by terminal ---------------------
+# Three pages failed readers who pasted them in order: a server started in a new terminal
+# without an export made in the first, a block typed into a terminal that a server holds, and a
+# page that left MLFLOW_TRACKING_URI set. Each, as a page of its own, must fail here.
+BROKEN_PAGES = {
+    "an export from another terminal": (
+        "```bash\nexport WEBHOOK_SECRET=made-in-terminal-1\n```\n\n"
+        "In terminal 2, start the receiver:\n\n"
+        '```bash\ntest -n "$WEBHOOK_SECRET" || { echo "WEBHOOK_SECRET is not set"; exit 1; }\n```\n',
+        "(terminal 2): 'test -n",
+    ),
+    "a block in a terminal a server holds": (
+        "```bash\n./serve_model.sh\n```\n\n```text\n...\n```\n\n"
+        "```bash\ncurl -s http://127.0.0.1:1/ping\n```\n\nCtrl-C stops it.\n",
+        "terminal 1 is still running './serve_model.sh'",
+    ),
+    "a stale MLFLOW_TRACKING_URI": (
+        "```bash\nexport MLFLOW_TRACKING_URI=http://127.0.0.1:5060\n```\n",
+        "ends with terminal 1's exports changed (MLFLOW_TRACKING_URI)",
+    ),
+}
+
+
+@pytest.mark.quick
+@pytest.mark.parametrize("mistake", BROKEN_PAGES)
+def test_the_runner_fails_a_page_that_a_reader_could_not_paste(mistake, tmp_path):
+    page, expected = BROKEN_PAGES[mistake]
+    (tmp_path / "page.md").write_text(page)
+    blocks = page_blocks("page.md", root=tmp_path)
+    (tmp_path / "scratch").mkdir()
+    # A stand-in for the server: it says what a text block of "..." waits for, and stays up.
+    (tmp_path / "serve_model.sh").write_text("#!/bin/sh\necho Serving\nexec sleep 60\n")
+    (tmp_path / "serve_model.sh").chmod(0o755)
+    env = dict(base_env(), PATH=f"{tmp_path}:{base_env()['PATH']}")
+    shell = Track(copy=tmp_path, scratch=tmp_path / "scratch", new_env=env)
+    with pytest.raises(pytest.fail.Exception) as failed:
+        shell.run_page("page.md", blocks)
+    assert expected in str(failed.value), str(failed.value)
+
+
 def fresh_copy(destination: Path) -> Path:
     """The repository as a reader's fresh clone has it: no store, no virtual environment."""
     ignore = shutil.ignore_patterns(*NOT_CLONED.split())
@@ -439,8 +485,6 @@ def run_track(pages: list[str], before: list[str], tmp_path: Path) -> None:
     env["VIRTUAL_ENV"] = str(Path(PYTHON).parent.parent)
     # Unbuffered, Python's prints and MLflow's log lines interleave as in a terminal.
     env["PYTHONUNBUFFERED"] = "1"
-    for name in ("_", "SHLVL", "PWD", "OLDPWD"):  # each shell sets these itself
-        env.pop(name, None)
     shell = Track(copy=copy, scratch=tmp_path / "scratch", new_env=env)
     for command in before:
         subprocess.run(command.split(), cwd=copy, env=env, check=True, capture_output=True)
