@@ -48,14 +48,47 @@ def predict_locally(model_name: str, alias: str, rows: pd.DataFrame) -> list:
     model_uri = f"models:/{model_name}/{version}"
     check_model(model_uri)  # its MLmodel only: one line, and nothing loaded, if not trusted
     model = mlflow.pyfunc.load_model(model_uri)
-    # Keep the columns the signature names (a CSV may carry the label or an id column too).
-    # Whatever is missing or mistyped is then caught by MLflow's signature check in predict().
-    wanted = model.metadata.get_input_schema().input_names()
-    rows = rows[[column for column in rows.columns if column in wanted]]
+    rows = fit_rows(rows, model.metadata.get_input_schema())
     try:
         return list(model.predict(rows))
     except MlflowException as exc:
         raise SystemExit(f"error: input does not fit the model: {schema_error(exc)}") from None
+
+
+def fit_rows(rows: pd.DataFrame, schema) -> pd.DataFrame:
+    """The signature's columns only (a CSV may carry the label or an id too), each checked.
+
+    Both paths send the same columns and refuse bad rows with the same line, before the model
+    (or the server) sees them; MLflow's own check in predict() is the second line of defence.
+    """
+    names = schema.input_names()
+    missing = [name for name in names if name not in rows.columns]
+    if missing:
+        raise SystemExit(f"error: input does not fit the model: it lacks {', '.join(missing)}")
+    for name, kind in zip(names, schema.input_types(), strict=True):
+        if getattr(kind, "name", "") in ("double", "float", "long", "integer"):
+            numbers = pd.to_numeric(rows[name], errors="coerce")
+            wrong = rows[name][numbers.isna() & rows[name].notna()]
+            if len(wrong):
+                raise SystemExit(
+                    f"error: input does not fit the model: column {name!r} holds "
+                    f"{wrong.iloc[0]!r}, not a number"
+                )
+    return rows[names]
+
+
+def served_schema(model_name: str, alias: str):
+    """The input schema of the version the alias names, from its MLmodel (nothing loaded); None
+    where no store or champion can be read: the server then checks the rows alone."""
+    if "MLFLOW_TRACKING_URI" not in os.environ:
+        if not (HERE / "mlflow.db").exists():
+            return None  # MLflow would create an empty store to find nothing in it
+        mlflow.set_tracking_uri(f"sqlite:///{HERE / 'mlflow.db'}")
+    try:
+        version = MlflowClient().get_model_version_by_alias(model_name, alias).version
+        return mlflow.models.get_model_info(f"models:/{model_name}/{version}").signature.inputs
+    except (MlflowException, AttributeError):
+        return None
 
 
 def predict_via_server(url: str, rows: pd.DataFrame) -> list:
@@ -89,7 +122,8 @@ def main(argv=None):
     args = parse_args(argv)
     rows = input_checks.read_csv(args.data)
     if args.url:
-        predictions = predict_via_server(args.url, rows)
+        schema = served_schema(args.model_name, args.alias)
+        predictions = predict_via_server(args.url, fit_rows(rows, schema) if schema else rows)
     else:
         # The store the scripts wrote to: mlflow.db next to this file, unless
         # MLFLOW_TRACKING_URI names another (a team server, say).

@@ -12,6 +12,7 @@ register_model.py calls `decide(...)`; docs/08-promotion-gate.md walks through i
 """
 
 import mlflow
+import pandas as pd
 from mlflow import MlflowClient
 from mlflow.models import MetricThreshold
 from mlflow.models.evaluation.validation import ModelValidationFailedException
@@ -29,7 +30,8 @@ def gate_thresholds(min_f1_gain):
     F1 must rise by `min_f1_gain`: a tie, or a gain within the noise of 114 rows, is not worth
     a redeploy. Recall on `malignant` must not fall: a missed tumour (a false negative) costs
     far more than a false alarm, and F1 alone would let a model trade misses for fewer false
-    alarms and still win.
+    alarms and still win. With more than two classes both are macro averages, each class
+    counting alike: the mean recall over the classes must not fall.
     """
     if min_f1_gain > 0:
         f1 = MetricThreshold(min_absolute_change=min_f1_gain, greater_is_better=True)
@@ -88,16 +90,36 @@ def evaluate(model_uri, run_name, eval_data, args):
     that would need it is off.
     """
     config = {"log_model_explainability": False}
-    if eval_data[args.target].nunique() == 2:
+    labels = sorted(eval_data[args.target].unique())
+    if args.pos_label is None:  # more than two classes: every class counts alike
+        config["average"] = "macro"
+    else:
         config["pos_label"] = args.pos_label
-    with mlflow.start_run(run_name=run_name, nested=True):
+    model = model_uri
+    if args.pos_label not in (None, labels[-1]) or not predicts_text(model_uri):
+        # MLflow scores a model's probabilities as if the positive class sorted last (and
+        # warns about numeric labels), so such a model is scored on its predictions as text.
+        model = predictions_as_text(model_uri)
+    # A weak model that never predicts a class has no precision there: said in one line.
+    with mlflow.start_run(run_name=run_name, nested=True), registry_messages.explained(run_name):
         return mlflow.models.evaluate(
-            model_uri,
-            eval_data,
-            targets=args.target,
-            model_type="classifier",
-            evaluator_config=config,
+            model, eval_data, targets=args.target, model_type="classifier", evaluator_config=config
         )
+
+
+def predicts_text(model_uri) -> bool:
+    info = mlflow.models.get_model_info(model_uri)  # its MLmodel: nothing is loaded
+    return registry_messages.label_kind(info) == "label names"
+
+
+def predictions_as_text(model_uri):
+    """The model's predictions spelled as the gate reads the labels: 1 -> '1', True -> 'True'."""
+    model = mlflow.pyfunc.load_model(model_uri)  # its MLmodel was checked by check_model first
+
+    def predict(rows):
+        return pd.Series(model.predict(rows)).astype(str)
+
+    return predict
 
 
 def shortfalls(thresholds, candidate, baseline):

@@ -56,6 +56,8 @@ logging.getLogger("mlflow").setLevel(os.environ.get("MLFLOW_LOGGING_LEVEL", "WAR
 
 def main(argv=None):
     args = parse_args(argv)
+    own_rows = args.eval_data is not None  # the reader's own held-back rows, to be read
+    args.eval_data = args.eval_data or EVAL_DATA
     # The store the training scripts wrote to, unless MLFLOW_TRACKING_URI names another.
     if "MLFLOW_TRACKING_URI" not in os.environ:
         mlflow.set_tracking_uri(f"sqlite:///{registry_messages.existing_store(HERE / 'mlflow.db')}")
@@ -73,7 +75,12 @@ def main(argv=None):
         print_leaderboard(runs, args.metric, experiments)
         registered = version_of_run(client, args.model_name, runs[0].info.run_id)
         if registered:  # idempotent: the best run is already a version; the alias stays put
+            registry_messages.check_trained_on(runs[0], args)
             print(f"The best run {runs[0].info.run_name!r} is already version {registered}.")
+            if own_rows:  # said, not skipped in silence: the rows are read and checked
+                registry_messages.nothing_to_compare(
+                    runs[0], args, model_of_run(runs[0], args.alias)
+                )
         else:
             promote(client, runs[0], args)
     print(f"Model URI: models:/{args.model_name}@{args.alias}")
@@ -144,6 +151,7 @@ def run_asked_for(args):
 
 def promote(client, run, args):
     """Through the gate (promotion_gate.py); if it says yes, register and move the alias."""
+    registry_messages.check_trained_on(run, args)
     champion = alias_target(client, args.model_name, args.alias)
     if champion and champion.run_id == run.info.run_id:
         print(f"Run {run.info.run_name!r} is already the {args.alias!r}; nothing to decide.")
@@ -255,22 +263,28 @@ def parse_args(argv=None):
         "are scored with the champion on held-back rows; the alias moves only if the "
         "challenger's F1 beats the champion's by --min-f1-gain and its recall is not lower.",
     ).add_argument
-    gate("--eval-data", type=Path, default=EVAL_DATA, metavar="PATH",
+    gate("--eval-data", type=Path, metavar="PATH",
          help="CSV of rows no model trained on (default: data/breast_cancer_eval.csv)")
     gate("--target", default=TARGET, metavar="COLUMN",
          help="the label column of --eval-data (default: %(default)s)")
-    gate("--pos-label", default=POS_LABEL, metavar="LABEL",
-         help="of two classes, the one whose recall must not fall (default: %(default)s)")
+    gate("--pos-label", metavar="LABEL",
+         help=f"of two classes, the one whose recall must not fall (default: {POS_LABEL} if it "
+         "is a label, else the last in sort order); more classes: their mean recall")
     gate("--min-f1-gain", type=float, default=MIN_F1_GAIN, metavar="X",
          help="how much the challenger's F1 must beat the champion's by (default: %(default)s)")
     gate("--force", action="store_true",
          help="promote even if the gate refuses; the decision run records that it was forced")
-    gate("--promotion-experiment", default=PROMOTION_EXPERIMENT, metavar="NAME",
-         help="experiment that records each decision (default: %(default)s)")
+    gate("--promotion-experiment", metavar="NAME",
+         help=f"experiment that records each decision (default: {PROMOTION_EXPERIMENT}, or "
+         "<model name>-promotion for another --model-name)")
     gate("--reason", default="rolled back by hand", metavar="TEXT",
          help="with --version: why, recorded in its decision run (default: %(default)s)")
     input_checks.strict(parser)  # ranges checked, and a bad flag printed as one line
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    # Your project's decisions go to your project's experiment, not the breast-cancer one.
+    own = f"{args.model_name}-promotion" if args.model_name != MODEL_NAME else None
+    args.promotion_experiment = args.promotion_experiment or own or PROMOTION_EXPERIMENT
+    return args
 # fmt: on
 
 

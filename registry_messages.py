@@ -10,10 +10,14 @@ failed check) and where the alias went.
 from __future__ import annotations
 
 import sys
+import warnings
+from contextlib import contextmanager
 from pathlib import Path
 from typing import NoReturn
 
+import mlflow
 import pandas as pd
+from sklearn.exceptions import UndefinedMetricWarning
 
 from input_checks import read_csv
 
@@ -76,8 +80,10 @@ def nothing_ranks(experiment_names, metric) -> NoReturn:
 def read_eval_rows(args, models: dict) -> pd.DataFrame:
     """The gate's held-back rows, fitted to the models, or one line saying why they do not fit.
 
-    `models` maps "challenger" (and "champion") to their ModelInfo. Labels are read as text,
-    as the models predict them, whatever the CSV holds (0/1, true/false, names).
+    `models` maps "challenger" (and "champion") to their ModelInfo. The labels are read in the
+    models' own type (label names, integers or booleans, from their signatures) and then held
+    as text, as `evaluate` compares them; `--pos-label` is read in that type too. Sets
+    `args.pos_label` to the positive class of two, or None for more than two classes.
     """
     path, target, alias = args.eval_data, args.target, args.alias
     if not Path(path).is_file():  # register_model.py run elsewhere, without data/
@@ -93,27 +99,110 @@ def read_eval_rows(args, models: dict) -> pd.DataFrame:
         missing = [name for name in needed if name not in frame.columns]
         if missing:
             stop(f"{path} lacks columns the {who} needs: {', '.join(map(str, missing))}", alias)
-    # The models' labels, from their signatures: the tutorial's scripts train on label names
-    # (text), whatever the CSV holds, so the held-back labels are read as text too. MLflow's
-    # evaluate warns on numeric labels (and misorders a positive label that is not the
-    # largest): a model that predicts numbers is refused here, before anything is logged.
-    for who, info in models.items():
-        outputs = info.signature.outputs if info.signature else None
-        kind = outputs.numpy_types()[0].kind if outputs else "O"
-        if kind not in "OUS":
-            stop(
-                f"the {who} predicts numbers, not label names; the gate scores names: train it "
-                "on names (e.g. y.map({0: 'malignant', 1: 'benign'})), as the scripts do",
-                alias,
-            )
-    frame[target] = frame[target].astype(str)
-    labels = sorted(frame[target].unique())
-    if len(labels) == 2 and args.pos_label not in labels:
+    kinds = {who: label_kind(info) for who, info in models.items()}
+    if len(set(kinds.values())) > 1:
         stop(
-            f"--pos-label {args.pos_label!r} is not a label of {path} (labels: {', '.join(labels)})",
+            f"the challenger predicts {kinds['challenger']} and the champion "
+            f"{kinds['champion']}: they cannot be scored against the same labels",
             alias,
         )
+    kind = kinds["challenger"]
+    if kind == "continuous numbers":
+        stop("the challenger predicts continuous numbers: the gate compares classifiers", alias)
+    frame[target] = labels_as_text(frame[target], kind, f"the labels of {path}", alias)
+    labels = sorted(frame[target].unique())
+    if len(labels) > 2:
+        if args.pos_label is not None:
+            stop(
+                f"--pos-label is for two classes; {path} has {len(labels)} "
+                f"({', '.join(labels)}), and the gate holds their macro recall instead",
+                alias,
+            )
+    elif args.pos_label is None:  # the tutorial's malignant, else the last, as scikit-learn
+        args.pos_label = "malignant" if "malignant" in labels else labels[-1]
+    else:
+        (args.pos_label,) = labels_as_text(pd.Series([args.pos_label]), kind, "--pos-label", alias)
+        if args.pos_label not in labels:
+            stop(
+                f"--pos-label {args.pos_label!r} is not a label of {path} "
+                f"(labels: {', '.join(labels)})",
+                alias,
+            )
     return frame
+
+
+def check_trained_on(run, args) -> None:
+    """A --target the run never trained on means the ranking looked in the wrong experiments."""
+    trained_on = run.data.params.get("target")
+    if trained_on and trained_on != args.target:
+        where = mlflow.get_experiment(run.info.experiment_id).name
+        stop(
+            f"run {run.info.run_name!r} (in {where}) was trained on the label {trained_on!r}, not "
+            f"--target {args.target!r}: name your project's experiment with --experiment-name",
+            args.alias,
+        )
+
+
+def nothing_to_compare(run, args, model) -> None:
+    """The reader's rows, read and checked against the champion, though nothing is decided."""
+    rows = read_eval_rows(
+        args, {"challenger": mlflow.models.get_model_info(f"models:/{model.model_id}")}
+    )
+    classes = rows[args.target].nunique()
+    print(
+        f"Your rows in {args.eval_data} fit it ({len(rows)} rows, {classes} classes), but there is "
+        f"no challenger to score on them: train one, or name one with --run-name."
+    )
+
+
+def label_kind(info) -> str:
+    """What a model predicts, from its signature: label names, integers, booleans or numbers."""
+    outputs = info.signature.outputs if info.signature else None
+    kind = outputs.numpy_types()[0].kind if outputs else "O"
+    return {"i": "integers", "u": "integers", "b": "booleans", "f": "continuous numbers"}.get(
+        kind, "label names"
+    )
+
+
+def labels_as_text(values: pd.Series, kind: str, what: str, alias: str) -> pd.Series:
+    """Labels spelled as the models print their predictions: '1', 'True', 'malignant'."""
+    text = values.astype(str).str.strip()
+    if kind == "integers":
+        numbers = pd.to_numeric(text, errors="coerce")
+        wrong = text[numbers.isna() | (numbers % 1 != 0)]
+        if len(wrong):
+            stop(f"{what} are not integers ({wrong.iloc[0]!r}), as the models predict", alias)
+        return numbers.astype("int64").astype(str)
+    if kind == "booleans":
+        spelled = text.str.lower().map(
+            {"true": "True", "1": "True", "false": "False", "0": "False"}
+        )
+        if spelled.isna().any():
+            example = text[spelled.isna()].iloc[0]
+            stop(f"{what} are not true/false ({example!r}), as the models predict", alias)
+        return spelled
+    return text
+
+
+@contextmanager
+def explained(who: str):
+    """scikit-learn's UndefinedMetricWarning, in words: a model that never predicts a class.
+
+    Its precision for that class is 0/0, which scikit-learn scores as 0 after a warning of four
+    lines per metric. The gate says it once instead; every other warning still shows as it came.
+    """
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always", UndefinedMetricWarning)
+        yield
+    undefined = [w for w in seen if issubclass(w.category, UndefinedMetricWarning)]
+    for w in seen:
+        if w not in undefined:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    if undefined:
+        print(
+            f"note: {who} never predicts some class of these rows, so its precision there "
+            "is undefined; scikit-learn scores it as 0"
+        )
 
 
 def report_verdict(verdict, reason, failures, run, decision, args, champion) -> None:

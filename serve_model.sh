@@ -91,11 +91,15 @@ if ! "$python" -c "import socket, sys; socket.create_server((sys.argv[1], int(sy
     exit 1
 fi
 
-request="data/sample_request.json"
-[ "$PWD" = "$repo" ] || request="$repo/$request"
 echo "Serving models:/$MODEL_NAME@$ALIAS (version $version) on http://$HOST:$PORT"
 echo "Try it from another terminal:"
-echo "  curl -s http://$HOST:$PORT/invocations -H 'Content-Type: application/json' --data @$request"
+if [ "$MODEL_NAME" = breast-cancer-classifier ]; then  # the tutorial's sample rows fit it
+    request="data/sample_request.json"
+    [ "$PWD" = "$repo" ] || request="$repo/$request"
+    echo "  curl -s http://$HOST:$PORT/invocations -H 'Content-Type: application/json' --data @$request"
+else  # rows of your own: predict.py sends the columns this model's signature names
+    echo "  python predict.py --url http://$HOST:$PORT --model-name $MODEL_NAME --data <a CSV of your rows>"
+fi
 echo
 
 # --env-manager local: serve with this Python environment. The default (virtualenv) builds

@@ -5,9 +5,10 @@ The scripts use it at two places, one line each:
 - `check_tracking_server()`: against a tracking server (`MLFLOW_TRACKING_URI=http://...`), one
   quick request before any work, so that a server that is down is one line in seconds, not
   minutes of MLflow's silent retries; and retries bounded for the rest of the run;
-- `exit_on_error(main)`: whatever still goes wrong (an MLflow error, Ctrl-C) ends as one line
-  on stderr and a non-zero exit, never a traceback. A run in progress has already been ended
-  as FAILED by its `with mlflow.start_run()` block, so none is left RUNNING.
+- `exit_on_error(main)`: whatever still goes wrong (an MLflow error, Ctrl-C, `kill`, a closed
+  terminal) ends as one line on stderr and a non-zero exit, never a traceback. A run in
+  progress has already been ended as FAILED by its `with mlflow.start_run()` block, so none is
+  left RUNNING.
 
 `first_line(error)` is what those lines quote of an error: a failed request is shortened to
 what was asked and why it failed, and a refusal (HTTP 403) names the permission to ask for.
@@ -19,8 +20,30 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import sys
 from collections.abc import Callable
+
+
+class Stopped(KeyboardInterrupt):
+    """SIGTERM (`kill`, a scheduler, a CI timeout) or SIGHUP (a closed terminal), as Ctrl-C is.
+
+    Python's default for both is to die on the spot, and a run in progress stays RUNNING, with
+    no end time, for ever. Raised where the script is instead, it ends the `with
+    mlflow.start_run()` block, which marks the run FAILED, as KeyboardInterrupt does.
+    """
+
+    SIGNALS = (signal.SIGTERM, signal.SIGHUP)
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+
+
+def stop_on_signal(signum, _frame) -> None:
+    for each in Stopped.SIGNALS:  # a second signal must not cut the clean-up short
+        signal.signal(each, signal.SIG_IGN)
+    raise Stopped(signum)
 
 
 def first_line(message) -> str:
@@ -130,12 +153,17 @@ def exit_on_error(main: Callable[[], object]) -> None:
     """
     from mlflow.exceptions import MlflowException
 
+    previous = {signum: signal.signal(signum, stop_on_signal) for signum in Stopped.SIGNALS}
     try:
         main()
     except BrokenPipeError:
         # `python predict.py | head` closed our stdout early: not an error worth a traceback.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         sys.exit(1)
+    except Stopped as stopped:
+        name = signal.Signals(stopped.signum).name
+        print(f"error: stopped by {name} (a run in progress was ended as FAILED)", file=sys.stderr)
+        sys.exit(128 + stopped.signum)  # the shell's convention: 143 for SIGTERM, 129 for SIGHUP
     except KeyboardInterrupt:
         print("error: interrupted (a run in progress was ended as FAILED)", file=sys.stderr)
         sys.exit(130)
@@ -144,3 +172,6 @@ def exit_on_error(main: Callable[[], object]) -> None:
     except (ValueError, TypeError) as exc:
         # scikit-learn's own checks ("The 'alpha' parameter ... must be ...").
         sys.exit(f"error: {first_line(exc)}")
+    finally:  # as they were (a test may call main() in its own process)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)

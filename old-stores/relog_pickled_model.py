@@ -15,9 +15,9 @@ This script turns it into the kind the tutorial loads, with your explicit consen
 
 The old run, its pickle and its registered version stay as they were: nothing is rewritten.
 
-    python relog_pickled_model.py models:/breast-cancer-classifier@champion
-    python relog_pickled_model.py models:/breast-cancer-classifier@champion --i-trust-this-pickle
-    python relog_pickled_model.py runs:/<RUN_ID>/model --i-trust-this-pickle   # not registered
+    python old-stores/relog_pickled_model.py models:/breast-cancer-classifier@champion
+    python old-stores/relog_pickled_model.py models:/breast-cancer-classifier@champion --i-trust-this-pickle
+    python old-stores/relog_pickled_model.py runs:/<RUN_ID>/model --i-trust-this-pickle   # not registered
 
 Then `python predict.py` serves the same predictions from the skops copy, and the UI shows the
 new run, named after the old one with `-skops`, tagged `relogged_from`.
@@ -70,7 +70,7 @@ def main(argv=None):
         raise SystemExit(
             f"error: {args.model_uri} is a {serialization} file (scikit-learn {saved_by}), and "
             f"unpickling it runs any code it holds; if you trust who made it, re-log it in skops "
-            f"once with: python relog_pickled_model.py {args.model_uri} {CONSENT_FLAG}"
+            f"once with: python old-stores/relog_pickled_model.py {args.model_uri} {CONSENT_FLAG}"
         )
     # A pickle loaded by another scikit-learn may predict differently, silently.
     if saved_by != sklearn.__version__:
@@ -137,7 +137,7 @@ def registered_version(client, model_uri, info):
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(
         description="Re-log a pickled scikit-learn model (MLflow 2) in skops format, on purpose.",
-        epilog=f"Example: python relog_pickled_model.py models:/breast-cancer-classifier@champion {CONSENT_FLAG}",
+        epilog=f"Example: python old-stores/relog_pickled_model.py models:/breast-cancer-classifier@champion {CONSENT_FLAG}",
     )
     parser.add_argument(
         "model_uri", help="models:/NAME@ALIAS, models:/NAME/VERSION or runs:/RUN_ID/model"

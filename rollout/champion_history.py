@@ -8,8 +8,8 @@ the reason, all as tags. A
 search over that experiment, oldest first, is the audit trail; the registry adds where the
 alias points now, and the run each version came from.
 
-    python champion_history.py                          # every decision, then the champion now
-    python champion_history.py --at "2026-12-01 14:00"  # what was the champion then? (UTC)
+    python rollout/champion_history.py                          # every decision, then the champion now
+    python rollout/champion_history.py --at "2026-12-01 14:00"  # what was the champion then? (UTC)
 
 A roll back (`register_model.py --version N --reason "..."`) skips the gate but logs its
 decision run too. An alias moved by other means (the UI, the API) has none: the history says

@@ -9,9 +9,9 @@ same row for row: only where the work runs has changed. On this machine Spark ru
 
 Run it after `python register_model.py` (needs `pip install -r requirements/spark.txt`, Java 17+):
 
-    python predict_spark.py                                 # the sample rows, printed as CSV
-    python predict_spark.py --data data/breast_cancer.csv --output predictions/
-    python predict_spark.py --master spark://spark-master:7077 \\
+    python spark/predict_spark.py                                 # the sample rows, printed as CSV
+    python spark/predict_spark.py --data data/breast_cancer.csv --output predictions/
+    python spark/predict_spark.py --master spark://spark-master:7077 \\
         --data s3a://bucket/to-score/ --output s3a://bucket/scored/    # see spark/README.md
 
 Compare with the pandas path: `python predict.py` prints the very same CSV.
@@ -46,7 +46,7 @@ LOG4J2_CONFIG = HERE / "log4j2.properties"
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(
         description="Predict a CSV on Spark with the registered champion model (spark_udf).",
-        epilog="Example: python predict_spark.py --data data/breast_cancer.csv --output scored/",
+        epilog="Example: python spark/predict_spark.py --data data/breast_cancer.csv --output scored/",
     )
     parser.add_argument(
         "--data",

@@ -60,7 +60,7 @@ if ! command -v mlflow >/dev/null; then
     fi
 fi
 
-# `./tracking_server.sh --help` is MLflow's own help for every option this script passes on.
+# `./team-server/tracking_server.sh --help` is MLflow's own help for every option this script passes on.
 case "${1:-}" in -h | --help) exec mlflow server --help ;; esac
 
 # A busy port would end in uvicorn's "[Errno 98]" line after "startup complete"; say it first.

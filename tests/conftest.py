@@ -320,6 +320,8 @@ LONGEST_FIRST = [
     "test_docs.py::test_track_runs_as_written[rollout]",
     "test_rollout.py::",
     "test_benchmarks_smoke.py::",
+    "test_own_data.py::",
+    "test_signals.py::",
 ]
 
 

@@ -134,7 +134,7 @@ CTRL_C = re.compile(r"\W*(?:Press )?Ctrl-C in terminals? (\d+(?:(?:, | and )\d+)
 KEPT_EXPORTS = {"MLFLOW_DISABLE_TELEMETRY", "OLDPWD"}  # and `cd`'s memory of the last folder
 # What a reader's fresh clone does not have: stores, environments, what the pages make.
 NOT_CLONED = """.git .venv mlflow.db mlruns mlartifacts server basic_auth.db __pycache__ *_cache
-    .serve-once.* my-data scored .venv-mlflow2 old-project mlflow2.json
+    .serve-once.* my-data my-project scored .venv-mlflow2 old-project mlflow2.json
     .venv-mlflow3-older old-server before.json before.csv state *.egg-info basic-auth.env
     old-runs.db"""
 MAX_SKIPS = 6

@@ -243,9 +243,7 @@ def test_an_empty_store_or_unknown_metric_is_a_clear_error(request, store_fixtur
     assert result.stderr.strip() == expected.format(uri=store.uri)
 
 
-def test_labels_of_any_spelling_pass_the_gate_and_a_model_predicting_numbers_stops_in_one_line(
-    store, tmp_path
-):
+def test_labels_spelled_0_1_in_the_csv_are_learnt_and_gated_as_names(store, tmp_path):
     """0/1 in the CSVs: the script learns them as names, and the gate reads them as text too."""
     numbers = {}
     for name, path in {
@@ -266,28 +264,70 @@ def test_labels_of_any_spelling_pass_the_gate_and_a_model_predicting_numbers_sto
     assert decision.data.tags["verdict"] == "promoted"
     assert decision.data.metrics["challenger_recall_score"] > 0.8  # "1", malignant, scored
 
-    # A model trained by code of one's own on the 0/1 labels predicts numbers: refused in one
-    # line before the gate logs anything (MLflow's evaluator warns on numeric labels).
-    import mlflow
-    from sklearn.ensemble import RandomForestClassifier
-
+    # A model of one's own that predicts integers cannot be held against a champion that
+    # predicts names: one line, before the gate logs anything.
     frame = pd.read_csv(numbers["train"])
-    y = frame.pop("diagnosis")
-    forest = RandomForestClassifier(n_estimators=5, random_state=0).fit(frame.astype(float), y)
-    mlflow.set_tracking_uri(store.uri)
-    experiment_id = store.client.get_experiment_by_name("numbers").experiment_id
-    with mlflow.start_run(experiment_id=experiment_id, run_name="predicts-numbers"):
-        logged = mlflow.sklearn.log_model(
-            forest,
-            name="model",
-            signature=mlflow.models.infer_signature(frame.astype(float), forest.predict(frame)),
-            skops_trusted_types=["sklearn.tree._tree.Tree"],
-        )
-        mlflow.log_metric("test_f1", 1.0, model_id=logged.model_id)
+    log_own_model(store, "numbers", frame.drop(columns="diagnosis"), frame["diagnosis"], 30)
     runs_before = len(store.experiment_runs("numbers-promotion"))
-    refused = store.call("register_model.py", *gate)
+    refused = store.call("register_model.py", "--run-name", "own", *gate)
     assert refused.returncode == 1
     (line,) = refused.stderr.strip().splitlines()
-    assert line.startswith("error: the challenger predicts numbers, not label names")
+    assert line.startswith(
+        "error: the challenger predicts integers and the champion label names: they cannot be "
+        "scored against the same labels"
+    )
     assert "alias was left unchanged" in line
     assert len(store.experiment_runs("numbers-promotion")) == runs_before  # no FAILED decision
+
+
+def log_own_model(store, experiment, features, labels, n_features, name="own"):
+    """A model trained by a reader's own code, on labels of its own type, as MLflow logs it."""
+    import mlflow
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    features = features.astype(float).iloc[:, :n_features]  # fewer features, a weaker model
+    model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000)).fit(features, labels)
+    mlflow.set_tracking_uri(store.uri)
+    mlflow.set_experiment(experiment)
+    with mlflow.start_run(run_name=name):
+        logged = mlflow.sklearn.log_model(
+            model,
+            name="model",
+            signature=mlflow.models.infer_signature(features, model.predict(features)),
+            skops_trusted_types=[],
+        )
+        mlflow.log_metric("test_f1", n_features / 100, model_id=logged.model_id)
+
+
+@pytest.mark.parametrize(
+    "spelling, pos_label",
+    [({"malignant": 1, "benign": 0}, "1"), ({"malignant": True, "benign": False}, "true")],
+    ids=["integers", "booleans"],
+)
+def test_models_that_predict_integers_or_booleans_go_through_the_gate(store, spelling, pos_label):
+    """Labels as the reader's models predict them: promoted, then a weaker one refused."""
+    train, held_back = (
+        pd.read_csv(REPO / "data" / "breast_cancer_train.csv"),
+        pd.read_csv(EVAL_DATA),
+    )
+    labels = train.pop("diagnosis").map(spelling)
+    eval_csv = store.root / "eval.csv"
+    held_back.assign(diagnosis=held_back["diagnosis"].map(spelling)).to_csv(eval_csv, index=False)
+    flags = ["--experiment-name", "own", "--model-name", "own-classifier"]
+    flags += ["--eval-data", str(eval_csv), "--pos-label", pos_label]
+
+    log_own_model(store, "own", train, labels, 30, name="all-features")
+    first = store.run("register_model.py", *flags)
+    assert_clean(first)
+    assert "Alias 'champion' now points at version 1." in first.stdout
+    log_own_model(store, "own", train, labels, 2, name="two-features")
+    refused = store.run("register_model.py", "--run-name", "two-features", *flags, check=False)
+    assert refused.returncode == 1, refused.stdout + refused.stderr
+    assert_clean(refused)
+    assert "refused: f1_score: challenger" in refused.stderr
+    runs = store.experiment_runs("own-classifier-promotion")  # the model's own experiment
+    decisions = [run for run in runs if "verdict" in run.data.tags]  # not their evaluations
+    assert [d.data.tags["verdict"] for d in decisions] == ["promoted", "refused"]
+    assert decisions[0].data.metrics["challenger_recall_score"] > 0.9  # the positive class
