@@ -64,8 +64,10 @@ by_hand() {
     "$python" -m venv .venv || return 1
     if [ "$installer" = uv ]; then
         "$uv" pip install --quiet --compile-bytecode --python .venv/bin/python -r requirements.txt || return 1
+        "$uv" pip install --quiet --python .venv/bin/python --no-deps -e . || return 1
     else
         .venv/bin/python -m pip install --quiet -r requirements.txt || return 1
+        .venv/bin/python -m pip install --quiet --no-deps -e . || return 1
     fi
     source .venv/bin/activate
     python train_rfc.py --n-estimators 20 &&
