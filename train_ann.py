@@ -206,7 +206,7 @@ def print_summary(run, experiment_name, metrics) -> None:
     if store.startswith("http"):
         print(f"See it: open {store}/{where}")
     else:  # `make ui` in the repository; a copy has no Makefile: MLflow's UI, lightly set up
-        ui = f"MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false mlflow ui --backend-store-uri '{store}' --workers 1"
+        ui = f"MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false mlflow ui --backend-store-uri '{store}' --workers 1 --uvicorn-opts '--lifespan off'"
         ui = "make ui" if (HERE / "Makefile").exists() else ui
         print(f"See it: run `{ui}`, then open http://127.0.0.1:5000/{where}")
 

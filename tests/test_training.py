@@ -176,7 +176,10 @@ def test_a_copied_script_runs_alone_and_logs_next_to_itself_from_any_directory(
         # No Makefile beside the copy: it names the command that shows its own store.
         db = project / "mlflow.db"
         light_ui = "MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false mlflow ui --backend-store-uri"
-        assert f"run `{light_ui} 'sqlite:///{db}' --workers 1`" in result.stdout
+        assert (
+            f"run `{light_ui} 'sqlite:///{db}' --workers 1 --uvicorn-opts '--lifespan off'`"
+            in result.stdout
+        )
     assert sorted(p.name for p in elsewhere.iterdir()) == []
     assert sorted(p.name for p in project.iterdir()) == [
         "data",
