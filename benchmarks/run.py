@@ -30,7 +30,7 @@ from harness import FULL, QUICK, REPO, Bench
 PARTS = {
     "tracking": "tracking_cost", "server": "logging_to_server", "register": "registering",
     "serving": "serving", "batch": "batch_scoring", "load": "parallel_load",
-    "setup": "setting_up", "rollout": "rolling_out", "upgrade": "upgrading",
+    "setup": "setting_up", "rollout": "rolling_out", "upgrade": "upgrading", "container": "container_image",
 }  # fmt: skip
 
 
@@ -72,7 +72,9 @@ def main(argv=None) -> None:
     started, header = time.time(), machine()
     # --quick leaves out set-up and the rollout (minutes either way: tests/test_rollout.py
     # covers the rollout).
-    parts = args.only or [p for p in PARTS if not (args.quick and p in ("setup", "rollout"))]
+    parts = args.only or [
+        p for p in PARTS if not (args.quick and p in ("setup", "rollout", "container"))
+    ]
     work = Path(tempfile.mkdtemp(prefix="mlflow-bench-"))
     bench, sections = Bench(QUICK if args.quick else FULL, work), []
     try:

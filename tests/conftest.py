@@ -17,6 +17,7 @@ import fcntl
 import importlib.util
 import io
 import os
+import platform
 import shutil
 import signal
 import socket
@@ -248,6 +249,24 @@ def python_without_the_tutorial(tmp_path_factory) -> str:
     return python
 
 
+@pytest.fixture(scope="session")
+def docker(tmp_path_factory):
+    """A Docker daemon of this session's own, with a stand-in for python:<this Python>-slim
+    (tests/docker_daemon.py): for the container room. Its DOCKER_HOST is `docker.host`."""
+    import docker_daemon
+
+    if why := docker_daemon.missing():
+        pytest.skip(why)
+    stand_in = shared_folder(
+        tmp_path_factory, "python-stand-in", docker_daemon.make_stand_in_rootfs
+    )
+    with docker_daemon.throwaway_docker() as daemon:
+        daemon.load_stand_in(
+            stand_in / "python-stand-in.tar", f"python:{platform.python_version()}-slim"
+        )
+        yield daemon
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -319,6 +338,8 @@ LONGEST_FIRST = [
     "test_docs.py::test_track_runs_as_written[tuning]",
     "test_docs.py::test_track_runs_as_written[rollout]",
     "test_rollout.py::",
+    "test_docs.py::test_track_runs_as_written[container]",
+    "test_container.py::",
     "test_benchmarks_smoke.py::",
     "test_own_data.py::",
     "test_signals.py::",
@@ -342,6 +363,10 @@ ROOMS = {
         "test_docs.py::test_track_runs_as_written[old-stores]",
     ],
     "bench": ["test_benchmarks_smoke.py::"],
+    "container": [
+        "test_container.py::",
+        "test_docs.py::test_track_runs_as_written[container]",
+    ],
 }
 
 

@@ -1,7 +1,7 @@
 """The docs run as written: every command and snippet of every page, in order, in a fresh copy.
 
 The pages are README.md, every docs/*.md except docs/benchmarks.md (a generated report), and
-the pages of each topic room (ROOMS: team-server/, rollout/, spark/, old-stores/). Every page's
+the pages of each topic room (ROOMS: team-server/, rollout/, spark/, old-stores/, container/). Every page's
 commands run from the repository folder. Rules the pages follow, so that this test can read them:
 
 - Tracks. TRACKS below puts each page in exactly one track; a track that starts mid-way first
@@ -72,7 +72,7 @@ from conftest import NOISE, PYTHON, REPO, assert_clean, base_env, stop_process_g
 
 GENERATED = ["docs/benchmarks.md"]
 # The optional topics: each a folder with its page (README.md), maybe more pages, and its code.
-ROOMS = ["rollout", "spark", "team-server", "old-stores"]
+ROOMS = ["rollout", "spark", "team-server", "old-stores", "container"]
 PAGES = (
     ["README.md"]
     + sorted(
@@ -99,12 +99,14 @@ TRACKS = {
     "team-server": ["team-server/README.md", "team-server/exposing.md"],
     "rollout": ["rollout/README.md"],
     "old-stores": ["old-stores/README.md", "old-stores/upgrade-mlflow.md"],
+    "container": ["container/README.md"],
 }
 # A track that starts mid-way first runs, as a reader who starts there would, the commands of
 # the chapters it builds on (each page says which in its "Before:" line).
 BEFORE = {
     "spark": ["python train_rfc.py", "python register_model.py"],
     "rollout": ["python train_rfc.py", "python register_model.py"],
+    "container": ["python train_rfc.py", "python register_model.py"],
 }
 MARKER = re.compile(
     r"<!-- docs-test: (?P<kind>skip|fails|quickstart|excerpt)( \((?P<reason>.*)\))? -->"
@@ -117,16 +119,22 @@ EXCERPTS = {
     "docs/07-tune-and-autolog.md": "tune_rfc.py",
     "docs/08-promotion-gate.md": "promotion_gate.py",
     "rollout/README.md": "rollout/haproxy.cfg",
+    "container/README.md": "container/build_image.sh",
 }
 LONG_RUNNING = re.compile(
-    r"(\w+=\S*[ \t]+)*(\./serve_model\.sh|\./team-server/tracking_server\.sh"
+    r"(\w+=\S*[ \t]+)*(\./serve_model\.sh|\./team-server/tracking_server\.sh|\./container/run_image\.sh"
     r"|make (ui|serve|server)|python rollout/webhook_receiver\.py)\b[^;&|\n]*"
 )
 # Each must be run by some page: `python <name>` or `./<name>`.
 SCRIPTS = """train_rfc.py train_ann.py register_model.py predict.py spark/predict_spark.py
     rollout/rollout.py rollout/webhook_receiver.py rollout/create_webhook.py
     rollout/champion_history.py""".split()
-SHELL_SCRIPTS = ["serve_model.sh", "team-server/tracking_server.sh"]
+SHELL_SCRIPTS = [
+    "serve_model.sh",
+    "team-server/tracking_server.sh",
+    "container/build_image.sh",
+    "container/run_image.sh",
+]
 # Prose that moves the reader to a terminal, or presses Ctrl-C in one (see the rules above).
 TO_TERMINAL = re.compile(r"\W*(?:In|Back in) terminal (\d+)\b")
 CTRL_C = re.compile(r"\W*(?:Press )?Ctrl-C in terminals? (\d+(?:(?:, | and )\d+)*)\b")
@@ -498,7 +506,9 @@ def run_track(pages: list[str], before: list[str], tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("track", TRACKS)
-def test_track_runs_as_written(track, tmp_path):
+def test_track_runs_as_written(track, tmp_path, request, monkeypatch):
+    if track == "container":  # a Docker daemon of the session's own (conftest's `docker`)
+        monkeypatch.setenv("DOCKER_HOST", request.getfixturevalue("docker").host)
     run_track(TRACKS[track], BEFORE.get(track, []), tmp_path)
 
 
