@@ -158,19 +158,22 @@ test: env
 	python -m pytest -n 2 -m "not room"
 
 # The topic rooms, each a folder with its page and code, and its tests (docs/testing.md):
-## test-rollout / test-spark / test-team-server / test-old-stores / test-bench / test-container: one room's tests
+## test-rollout / test-spark / test-team-server / test-old-stores / test-bench / test-container / test-monitoring:
+## one room's tests (test-monitoring installs requirements/monitoring.txt, Evidently)
 ## (test-old-stores builds MLflow 2 and an older MLflow 3 from PyPI; test-bench: the benchmark's smoke test;
 ## test-container: Docker as root, docker.io and debootstrap)
-ROOM_TARGETS := test-rollout test-spark test-team-server test-old-stores test-bench test-container
+ROOM_TARGETS := test-rollout test-spark test-team-server test-old-stores test-bench test-container test-monitoring
 .PHONY: $(ROOM_TARGETS) test-rooms test-all
 $(ROOM_TARGETS): test-%: env
 	$(call install_extras,requirements/test.txt)
+	$(if $(filter test-monitoring,$@),$(call install_extras,requirements/monitoring.txt))
 	$(ENSURE_UV)
 	python -m pytest -n 2 -m $(subst -,_,$*)
 
 ## test-rooms: every room's tests, in one session (they share its trained stores)
 test-rooms: env
 	$(call install_extras,requirements/test.txt)
+	$(call install_extras,requirements/monitoring.txt)
 	$(ENSURE_UV)
 	python -m pytest -n 2 -m room
 
@@ -217,7 +220,7 @@ serve: env
 clean:
 	@# First stop what rollout.py left running: each of its pid files names a process group.
 	@for pid in rollout/state/*.pid; do [ -f "$$pid" ] && kill -- -"$$(cat "$$pid")" 2>/dev/null; done; true
-	rm -rf mlflow.db mlruns server scored basic_auth.db team-server/basic-auth.env rollout/state .serve-once.log .serve-once.out .train-*.log old-project old-runs.db container/build mlflow2.json old-server before.json before.csv
+	rm -rf mlflow.db mlruns server scored basic_auth.db team-server/basic-auth.env rollout/state .serve-once.log .serve-once.out .train-*.log old-project old-runs.db container/build monitoring/captured mlflow2.json old-server before.json before.csv
 
 ## bench: what tracking, the gate, serving, Spark and a loaded team server cost; writes docs/benchmarks.md (apt: hyperfine wrk, and Java 17+ for Spark)
 .PHONY: bench
@@ -225,6 +228,7 @@ bench: env
 	$(call install_extras,requirements/bench.txt)
 	$(call install_extras,requirements/spark.txt)
 	$(call install_extras,requirements/team.txt)
+	$(call install_extras,requirements/monitoring.txt)
 	python benchmarks/run.py
 
 ## screenshots: retake docs/images/ui-*.png from a fresh demo in a temporary store (apt: chromium)

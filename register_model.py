@@ -232,9 +232,13 @@ def move_alias(client, model_name, alias, version):
 
 
 def promotion_experiment(name):
-    """Decisions go to an experiment of their own; in the tutorial's store, artifacts here."""
-    if "MLFLOW_TRACKING_URI" not in os.environ and not mlflow.get_experiment_by_name(name):
-        return mlflow.create_experiment(name, (HERE / "mlruns" / name).as_uri())
+    """Decisions go to an experiment of their own; in the tutorial's store, artifacts here.
+
+    Set as the active experiment too: the gate's evaluations, nested runs, go where it is.
+    """
+    local = mlflow.get_tracking_uri() == f"sqlite:///{HERE / 'mlflow.db'}"
+    if local and not mlflow.get_experiment_by_name(name):
+        mlflow.create_experiment(name, (HERE / "mlruns" / name).as_uri())
     return mlflow.set_experiment(name).experiment_id
 
 

@@ -367,6 +367,7 @@ ROOMS = {
         "test_container.py::",
         "test_docs.py::test_track_runs_as_written[container]",
     ],
+    "monitoring": ["test_monitoring.py::", "test_docs.py::test_track_runs_as_written[monitoring]"],
 }
 
 

@@ -1,7 +1,7 @@
 """The docs run as written: every command and snippet of every page, in order, in a fresh copy.
 
 The pages are README.md, every docs/*.md except docs/benchmarks.md (a generated report), and
-the pages of each topic room (ROOMS: team-server/, rollout/, spark/, old-stores/, container/). Every page's
+the pages of each topic room (ROOMS: team-server/, rollout/, spark/, old-stores/, container/, monitoring/). Every page's
 commands run from the repository folder. Rules the pages follow, so that this test can read them:
 
 - Tracks. TRACKS below puts each page in exactly one track; a track that starts mid-way first
@@ -72,7 +72,7 @@ from conftest import NOISE, PYTHON, REPO, assert_clean, base_env, stop_process_g
 
 GENERATED = ["docs/benchmarks.md"]
 # The optional topics: each a folder with its page (README.md), maybe more pages, and its code.
-ROOMS = ["rollout", "spark", "team-server", "old-stores", "container"]
+ROOMS = ["rollout", "spark", "team-server", "old-stores", "container", "monitoring"]
 PAGES = (
     ["README.md"]
     + sorted(
@@ -100,6 +100,7 @@ TRACKS = {
     "rollout": ["rollout/README.md"],
     "old-stores": ["old-stores/README.md", "old-stores/upgrade-mlflow.md"],
     "container": ["container/README.md"],
+    "monitoring": ["monitoring/README.md"],
 }
 # A track that starts mid-way first runs, as a reader who starts there would, the commands of
 # the chapters it builds on (each page says which in its "Before:" line).
@@ -107,6 +108,7 @@ BEFORE = {
     "spark": ["python train_rfc.py", "python register_model.py"],
     "rollout": ["python train_rfc.py", "python register_model.py"],
     "container": ["python train_rfc.py", "python register_model.py"],
+    "monitoring": ["python train_rfc.py", "python register_model.py"],
 }
 MARKER = re.compile(
     r"<!-- docs-test: (?P<kind>skip|fails|quickstart|excerpt)( \((?P<reason>.*)\))? -->"
@@ -120,6 +122,7 @@ EXCERPTS = {
     "docs/08-promotion-gate.md": "promotion_gate.py",
     "rollout/README.md": "rollout/haproxy.cfg",
     "container/README.md": "container/build_image.sh",
+    "monitoring/README.md": "monitoring/check_drift.py",
 }
 LONG_RUNNING = re.compile(
     r"(\w+=\S*[ \t]+)*(\./serve_model\.sh|\./team-server/tracking_server\.sh|\./container/run_image\.sh"
@@ -128,7 +131,7 @@ LONG_RUNNING = re.compile(
 # Each must be run by some page: `python <name>` or `./<name>`.
 SCRIPTS = """train_rfc.py train_ann.py register_model.py predict.py spark/predict_spark.py
     rollout/rollout.py rollout/webhook_receiver.py rollout/create_webhook.py
-    rollout/champion_history.py""".split()
+    rollout/champion_history.py monitoring/check_drift.py""".split()
 SHELL_SCRIPTS = [
     "serve_model.sh",
     "team-server/tracking_server.sh",
@@ -144,7 +147,7 @@ KEPT_EXPORTS = {"MLFLOW_DISABLE_TELEMETRY", "OLDPWD"}  # and `cd`'s memory of th
 NOT_CLONED = """.git .venv mlflow.db mlruns mlartifacts server basic_auth.db __pycache__ *_cache
     .serve-once.* my-data my-project scored .venv-mlflow2 old-project mlflow2.json
     .venv-mlflow3-older old-server before.json before.csv state *.egg-info basic-auth.env
-    old-runs.db"""
+    old-runs.db captured"""
 MAX_SKIPS = 6
 SERVER_TIMEOUT = 120  # seconds for a server to print what its text block shows
 

@@ -14,7 +14,7 @@ from conftest import REPO
 # The lesson path at the root (chapters 1-8 and what they need), each optional topic in its room.
 LESSON_FILES = """train_rfc.py train_ann.py register_model.py promotion_gate.py check_model.py
     serve_model.sh predict.py tune_rfc.py train_autolog.py offline.py""".split()
-ROOMS = ["rollout", "spark", "team-server", "old-stores", "container"]
+ROOMS = ["rollout", "spark", "team-server", "old-stores", "container", "monitoring"]
 SOURCES = sorted(
     path
     for pattern in ("*.py", "*.sh", "*/*.py", "*/*.sh", "README.md")
