@@ -49,6 +49,10 @@ def base_env() -> dict[str, str]:
     """The environment a reader's shell would have, minus anything pointing at a real store."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
     env["MLFLOW_DISABLE_TELEMETRY"] = "true"
+    # A reader's environment has requirements.txt only; ours has every room's extras, and one
+    # of them (Evidently) brings tqdm, with which MLflow draws download progress bars that a
+    # reader's never shows. So no bars here, as there.
+    env["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] = "false"
     # Servers skip the background job workers (GenAI evaluation jobs) this tutorial never uses.
     env["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] = "false"
     env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
