@@ -24,12 +24,18 @@ from pathlib import Path
 
 import mlflow
 
-# The types a model may ask skops to trust beyond numpy's and scikit-learn's estimators: the
-# tutorial's forest and network need one each. For a model of your own, train it yourself and
-# ask skops which types it needs: skops.io.get_untrusted_types(data=skops.io.dumps(model)).
+# The types a model may ask skops to trust beyond numpy's arrays and scikit-learn's estimators
+# (the pipeline, its column transformer, imputer and one-hot encoder need nothing more). Each is
+# data, rebuilt from its saved fields; none runs code as it loads. For a model of your own,
+# train it yourself and ask skops which types it needs:
+# skops.io.get_untrusted_types(data=skops.io.dumps(model)).
 TRUSTED_TYPES = {
-    "sklearn.tree._tree.Tree",  # train_rfc.py, tune_rfc.py
-    "sklearn.neural_network._stochastic_optimizers.AdamOptimizer",  # train_ann.py
+    # A number type's name ("float64"): the imputer notes the type it was fitted on.
+    "numpy.dtype",
+    # A fitted tree's arrays (splits, thresholds, leaf values): train_rfc.py, tune_rfc.py.
+    "sklearn.tree._tree.Tree",
+    # The optimiser's step sizes and moments, kept for warm starts: train_ann.py.
+    "sklearn.neural_network._stochastic_optimizers.AdamOptimizer",
 }
 
 

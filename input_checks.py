@@ -4,9 +4,10 @@ The scripts use it at one line each:
 
 - `strict(parser)`: a flag out of range (`--n-estimators 0`) is refused before anything is
   logged, in one line instead of argparse's usage block or scikit-learn's traceback;
-- `check_training_csv(path, target, test_size)`: a stranger's CSV is checked before any run
-  starts, and each problem is named in one line (no such column, text features, one class,
-  too few rows for the split, a target that looks continuous...);
+- `check_training_csv(path, target, test_size, drop, keep)`: a stranger's CSV is checked
+  before any run starts, and every problem is named at once, one line each (no such column,
+  an ID column, numbers mixed with text, one class, too few rows for the split, a target
+  that looks continuous...);
 - `read_csv(path)`: rows to predict or evaluate, or one line saying why they cannot be read.
 
 The training scripts run without this file: copy one into your own project and it works there,
@@ -19,6 +20,7 @@ import argparse
 import math
 from collections.abc import Callable
 from pathlib import Path
+from shlex import quote
 
 import pandas as pd
 
@@ -93,53 +95,105 @@ def read_csv(path: str | Path) -> pd.DataFrame:
     return frame
 
 
-def check_training_csv(path: str | Path, target: str, test_size: float) -> None:
-    """Exit with one line naming the first problem that would stop training on this CSV."""
+def check_training_csv(path: str | Path, target: str, test_size: float, drop=(), keep=()) -> None:
+    """Exit naming every problem that would stop training on this CSV, one line each.
+
+    What the model's pipeline handles (text categories, booleans, missing values) is fine. What
+    it cannot fix is refused: a column that looks like an ID (unless `--keep` says it is a
+    feature), a column mixing numbers with text, a column with no value at all, and labels a
+    classifier cannot learn from. Values are quoted as the CSV spells them.
+    """
     frame = read_csv(path)
     if target not in frame.columns:
         columns = ", ".join(map(str, frame.columns))
         raise SystemExit(f"error: {path} has no column {target!r} (columns: {columns})")
-    y, X = frame[target], frame.drop(columns=[target])
-    if X.shape[1] == 0:
+    problems = [
+        f"--drop {name}: {path} has no column {name!r}" for name in drop if name not in frame
+    ]
+    problems += [
+        f"--keep {name}: {path} has no column {name!r}" for name in keep if name not in frame
+    ]
+    if target in drop:
+        problems.append(f"--drop {target}: that is the target column")
+    features = frame.drop(columns=[target, *(name for name in drop if name in frame)])
+    if features.shape[1] == 0:
         raise SystemExit(f"error: {path} has no feature columns besides {target!r}")
-    for column in X.columns:
-        if not pd.api.types.is_numeric_dtype(X[column]) or pd.api.types.is_bool_dtype(X[column]):
-            sample = X[column].dropna().iloc[0] if X[column].notna().any() else None
-            raise SystemExit(
-                f"error: feature column {column!r} in {path} is not numeric (e.g. {sample!r}); "
-                "encode it as numbers or drop it"
-            )
-    missing = X.columns[X.isna().any()].tolist() + ([target] if y.isna().any() else [])
-    if missing:
-        raise SystemExit(
-            f"error: {path} has empty cells in column(s): {', '.join(map(str, missing))}; "
-            "fill them or drop those rows (pandas: fillna, dropna)"
-        )
+    spelled = pd.read_csv(path, dtype=str, keep_default_na=False)  # each cell as written
+    for column in features.columns:
+        problems += column_problems(features[column], spelled[column], column in keep)
+    problems += label_problems(frame[target], spelled[target], test_size)
+    if len(problems) == 1:
+        raise SystemExit(f"error: {path}: {problems[0]}")
+    if problems:
+        lines = "".join(f"\n  {problem}" for problem in problems)
+        raise SystemExit(f"error: {path} has {len(problems)} problems:{lines}")
 
-    rows, counts = len(frame), y.astype(str).value_counts()
+
+def first_line_of(mask: pd.Series) -> int:
+    """The file's line number of the first row where `mask` holds (the header is line 1)."""
+    return int(mask.to_numpy().argmax()) + 2
+
+
+def column_problems(values: pd.Series, spelled: pd.Series, kept: bool) -> list[str]:
+    """What the pipeline cannot make of one feature column, in words."""
+    name, rows = values.name, len(values)
+    if values.isna().all():
+        return [f"column {name!r} is empty in every row: leave it out with --drop {quote(name)}"]
+    numeric = pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values)
+    whole = pd.api.types.is_integer_dtype(values) and not pd.api.types.is_bool_dtype(values)
+    # A different value in every row is an ID, not a property: it predicts nothing on new rows.
+    if (whole or not numeric) and not kept and rows >= 20 and values.nunique() == rows:
+        return [
+            f"column {name!r} looks like an ID (a different value in each of its {rows} rows, "
+            f"e.g. {spelled.iloc[0]!r}): leave it out with --drop {quote(name)}, or keep it as a "
+            f"feature with --keep {quote(name)}"
+        ]
+    if not numeric and not pd.api.types.is_bool_dtype(values):
+        # Mostly numbers with some text: a typo or a placeholder ('unknown', 'n/a'), which
+        # would turn the whole column into categories.
+        written = spelled[spelled != ""]
+        as_numbers = pd.to_numeric(written, errors="coerce")
+        if as_numbers.notna().mean() >= 0.5:
+            text = as_numbers.isna().reindex(spelled.index, fill_value=False)
+            return [
+                f"column {name!r} holds numbers and text ({spelled[text].iloc[0]!r} on line "
+                f"{first_line_of(text)}): correct those cells, or empty them to mark a missing value"
+            ]
+    return []
+
+
+def label_problems(labels: pd.Series, spelled: pd.Series, test_size: float) -> list[str]:
+    """Labels a classifier cannot learn from, or a split that cannot hold every class."""
+    name, rows = labels.name, len(labels)
+    if labels.isna().any():
+        return [
+            f"the target {name!r} is empty on {labels.isna().sum()} row(s) (first: line "
+            f"{first_line_of(labels.isna())}): drop those rows or fill in their labels"
+        ]
+    counts = spelled.value_counts()
     if len(counts) < 2:
-        raise SystemExit(
-            f"error: target {target!r} in {path} has only one class ({counts.index[0]!r}); "
-            "a classifier needs at least two"
-        )
-    numeric = pd.api.types.is_numeric_dtype(y) and not pd.api.types.is_bool_dtype(y)
+        return [
+            f"the target {name!r} has only one class ({counts.index[0]!r}); a classifier needs at least two"
+        ]
+    numeric = pd.api.types.is_numeric_dtype(labels) and not pd.api.types.is_bool_dtype(labels)
     if numeric and len(counts) > max(10, rows // 2):
-        raise SystemExit(
-            f"error: target {target!r} in {path} has {len(counts)} distinct values in {rows} "
-            "rows: it looks continuous, and this tutorial trains classifiers; choose a column "
-            "of categories (or bin this one, e.g. with pandas.cut)"
-        )
+        return [
+            f"the target {name!r} has {len(counts)} distinct values in {rows} rows: it looks "
+            "continuous, and this tutorial trains classifiers; choose a column of categories "
+            "(or bin this one, e.g. with pandas.cut)"
+        ]
     rare = counts[counts < 2]
     if len(rare):
-        raise SystemExit(
-            f"error: class {rare.index[0]!r} of {target!r} in {path} has only one row; "
-            "a stratified train/test split needs at least two per class"
-        )
+        return [
+            f"class {rare.index[0]!r} of the target {name!r} has only one row; a stratified "
+            "train/test split needs at least two per class"
+        ]
     # scikit-learn's split rounds the test share up; each side needs one row of every class.
     held_out = math.ceil(test_size * rows)
     if min(held_out, rows - held_out) < len(counts):
-        raise SystemExit(
-            f"error: {path} has {rows} rows; --test-size {test_size} holds out {held_out} "
-            f"and trains on {rows - held_out}, but each side needs at least {len(counts)} "
-            f"(one per class): use more rows or change --test-size"
-        )
+        return [
+            f"the table has {rows} rows; --test-size {test_size} holds out {held_out} and trains on "
+            f"{rows - held_out}, but each side needs at least {len(counts)} (one per class): "
+            "use more rows or change --test-size"
+        ]
+    return []

@@ -60,13 +60,17 @@ def fit_rows(rows: pd.DataFrame, schema) -> pd.DataFrame:
 
     Both paths send the same columns and refuse bad rows with the same line, before the model
     (or the server) sees them; MLflow's own check in predict() is the second line of defence.
+    A whole number is sent as the float the model was trained on, and a text column that this
+    batch happens to spell as numbers (or leave empty) as text.
     """
     names = schema.input_names()
     missing = [name for name in names if name not in rows.columns]
     if missing:
         raise SystemExit(f"error: input does not fit the model: it lacks {', '.join(missing)}")
+    rows = rows[names].copy()
     for name, kind in zip(names, schema.input_types(), strict=True):
-        if getattr(kind, "name", "") in ("double", "float", "long", "integer"):
+        kind = getattr(kind, "name", "")
+        if kind in ("double", "float", "long", "integer"):
             numbers = pd.to_numeric(rows[name], errors="coerce")
             wrong = rows[name][numbers.isna() & rows[name].notna()]
             if len(wrong):
@@ -74,7 +78,22 @@ def fit_rows(rows: pd.DataFrame, schema) -> pd.DataFrame:
                     f"error: input does not fit the model: column {name!r} holds "
                     f"{wrong.iloc[0]!r}, not a number"
                 )
-    return rows[names]
+            if kind in ("double", "float"):
+                rows[name] = numbers.astype("float64")
+        elif kind == "boolean":
+            spelled = rows[name].map(lambda value: str(value).lower(), na_action="ignore")
+            wrong = rows[name][spelled.notna() & ~spelled.isin(["true", "false"])]
+            if len(wrong):
+                raise SystemExit(
+                    f"error: input does not fit the model: column {name!r} holds "
+                    f"{wrong.iloc[0]!r}, not true or false"
+                )
+            rows[name] = spelled.map({"true": True, "false": False}).astype(object)
+            rows[name] = rows[name].where(rows[name].notna(), None)
+        elif kind == "string":
+            rows[name] = rows[name].astype(object).where(rows[name].notna(), None)
+            rows[name] = rows[name].map(lambda value: value if value is None else str(value))
+    return rows
 
 
 def served_schema(model_name: str, alias: str):

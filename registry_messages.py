@@ -20,6 +20,7 @@ import pandas as pd
 from sklearn.exceptions import UndefinedMetricWarning
 
 from input_checks import read_csv
+from predict import fit_rows
 
 
 def stop(message: str, alias: str = "champion") -> NoReturn:
@@ -99,6 +100,15 @@ def read_eval_rows(args, models: dict) -> pd.DataFrame:
         missing = [name for name in needed if name not in frame.columns]
         if missing:
             stop(f"{path} lacks columns the {who} needs: {', '.join(map(str, missing))}", alias)
+    # The models' columns (an ID or another left-out column is not scored), each in the type
+    # the models take, as predict.py sends them (a whole number as a float feature).
+    taken = [target]
+    for info in models.values():
+        if info.signature:
+            fitted = fit_rows(frame, info.signature.inputs)
+            frame[fitted.columns] = fitted
+            taken += [name for name in fitted.columns if name not in taken]
+    frame = frame[taken] if len(taken) > 1 else frame
     kinds = {who: label_kind(info) for who, info in models.items()}
     if len(set(kinds.values())) > 1:
         stop(

@@ -25,15 +25,18 @@ import sys
 from collections.abc import Callable
 
 
-class Stopped(KeyboardInterrupt):
-    """SIGTERM (`kill`, a scheduler, a CI timeout) or SIGHUP (a closed terminal), as Ctrl-C is.
+class Stopped(BaseException):
+    """Ctrl-C (SIGINT), SIGTERM (`kill`, a scheduler, a CI timeout) or SIGHUP (a closed terminal).
 
-    Python's default for both is to die on the spot, and a run in progress stays RUNNING, with
-    no end time, for ever. Raised where the script is instead, it ends the `with
-    mlflow.start_run()` block, which marks the run FAILED, as KeyboardInterrupt does.
+    Python's default for SIGTERM and SIGHUP is to die on the spot, and a run in progress stays
+    RUNNING, with no end time, for ever. Raised where the script is instead, it ends the `with
+    mlflow.start_run()` block, which marks the run FAILED. Not a KeyboardInterrupt, which
+    Ctrl-C would raise: scikit-learn's neural network catches that one inside `fit`, stops
+    training early and returns as if it had finished, and the half-trained model would be
+    logged as FINISHED.
     """
 
-    SIGNALS = (signal.SIGTERM, signal.SIGHUP)
+    SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
     def __init__(self, signum: int):
         super().__init__(signum)
@@ -41,8 +44,9 @@ class Stopped(KeyboardInterrupt):
 
 
 def stop_on_signal(signum, _frame) -> None:
-    for each in Stopped.SIGNALS:  # a second signal must not cut the clean-up short
-        signal.signal(each, signal.SIG_IGN)
+    # A second signal is not ignored: it stops the process as it would have without us.
+    for each in Stopped.SIGNALS:
+        signal.signal(each, signal.default_int_handler if each == signal.SIGINT else signal.SIG_DFL)
     raise Stopped(signum)
 
 
@@ -153,7 +157,12 @@ def exit_on_error(main: Callable[[], object]) -> None:
     """
     from mlflow.exceptions import MlflowException
 
-    previous = {signum: signal.signal(signum, stop_on_signal) for signum in Stopped.SIGNALS}
+    # A signal the shell told us to ignore (`nohup`, a background job's Ctrl-C) stays ignored.
+    previous = {
+        signum: signal.signal(signum, stop_on_signal)
+        for signum in Stopped.SIGNALS
+        if signal.getsignal(signum) is not signal.SIG_IGN
+    }
     try:
         main()
     except BrokenPipeError:
@@ -161,10 +170,14 @@ def exit_on_error(main: Callable[[], object]) -> None:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         sys.exit(1)
     except Stopped as stopped:
-        name = signal.Signals(stopped.signum).name
-        print(f"error: stopped by {name} (a run in progress was ended as FAILED)", file=sys.stderr)
-        sys.exit(128 + stopped.signum)  # the shell's convention: 143 for SIGTERM, 129 for SIGHUP
-    except KeyboardInterrupt:
+        how = (
+            "interrupted"
+            if stopped.signum == signal.SIGINT
+            else f"stopped by {signal.Signals(stopped.signum).name}"
+        )
+        print(f"error: {how} (a run in progress was ended as FAILED)", file=sys.stderr)
+        sys.exit(128 + stopped.signum)  # the shell's convention: 130, 143, 129
+    except KeyboardInterrupt:  # a second Ctrl-C, during the clean-up
         print("error: interrupted (a run in progress was ended as FAILED)", file=sys.stderr)
         sys.exit(130)
     except MlflowException as exc:

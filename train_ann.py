@@ -2,9 +2,10 @@
 
 What you learn here: the same tracking block as `train_rfc.py`, for a second model family in a
 second experiment. An experiment groups the runs you want to compare with each other; a run is
-one execution with one set of hyperparameters. The model is a pipeline (scale, then the
-network), so the logged model takes the raw CSV columns and scales them itself: whoever calls
-it later cannot forget that step.
+one execution with one set of hyperparameters. The model is a pipeline (fill the empty cells,
+scale the numbers, one-hot encode the text and booleans, then the network), so the logged
+model takes the raw CSV columns and prepares them itself: whoever calls it later cannot forget
+that step.
 
 Run it (from any directory: the runs land in mlflow.db and mlruns/ next to this file):
 
@@ -24,6 +25,7 @@ and a tracking server that goes away mid-run costs no trained model (team-server
 import argparse
 import contextlib
 import os
+import warnings
 from pathlib import Path
 
 import mlflow
@@ -34,6 +36,9 @@ import skops
 from matplotlib.figure import Figure
 from mlflow.data.sources import LocalArtifactDatasetSource
 from mlflow.models import infer_signature
+from sklearn.compose import ColumnTransformer
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.impute import SimpleImputer
 from sklearn.metrics import (
     accuracy_score,
     confusion_matrix,
@@ -44,8 +49,8 @@ from sklearn.metrics import (
 )
 from sklearn.model_selection import train_test_split
 from sklearn.neural_network import MLPClassifier
-from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import StandardScaler
+from sklearn.pipeline import Pipeline, make_pipeline
+from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 HERE = Path(__file__).resolve().parent
 EXPERIMENT = "breast-cancer-neural-network"
@@ -53,10 +58,11 @@ EXPERIMENT = "breast-cancer-neural-network"
 # no training run sees them, so register_model.py's promotion gate can compare models on them.
 DATA = HERE / "data" / "breast_cancer_train.csv"
 TARGET = "diagnosis"
-# skops refuses to load any type it has not been told to trust. The fitted pipeline needs
-# exactly one beyond numpy and scikit-learn's estimators: the Adam optimiser's saved state.
-# For your own model, ask skops: skops.io.get_untrusted_types(data=skops.io.dumps(model)).
-SKOPS_TRUSTED_TYPES = ["sklearn.neural_network._stochastic_optimizers.AdamOptimizer"]
+# skops loads only the types it is told to trust. The network's pipeline needs two beyond numpy
+# and scikit-learn's estimators: numpy's dtype (the imputer notes the type it was fitted on)
+# and the Adam optimiser's saved state. For your own model, ask skops:
+# skops.io.get_untrusted_types(data=skops.io.dumps(model)).
+SKOPS_TRUSTED_TYPES = ["numpy.dtype", "sklearn.neural_network._stochastic_optimizers.AdamOptimizer"]
 # Listing the model's requirements skips MLflow's slow inference of them.
 PIP_REQUIREMENTS = [
     f"mlflow=={mlflow.__version__}",
@@ -68,17 +74,29 @@ PIP_REQUIREMENTS = [
 def main(argv=None):
     args = parse_args(argv)
 
-    # The data: one label column, every other column a numeric feature.
-    check_training_csv(args.data, args.target, args.test_size)
-    features = pd.read_csv(args.data)
+    # The data as it comes: text, booleans, whole numbers and empty cells are all fine.
+    check_training_csv(args.data, args.target, args.test_size, args.drop, args.keep)
+    features = pd.read_csv(args.data).drop(columns=args.drop)  # --drop: IDs, leaks
     # Labels are category names, even when spelled 0/1: the model then predicts strings, and
     # its signature has a string output (an integer output makes MLflow warn about NaNs).
     labels = features.pop(args.target).astype(str)
-    # Float features, for the same reason: an integer column makes MLflow warn that it cannot
-    # hold a missing value at serving time. As float64, a missing value is simply NaN.
-    features = features.astype("float64")
+    # Numbers as floats: a whole-number column could not hold a missing value at serving time
+    # (MLflow warns about integer columns for that reason). Every other column is a category.
+    numbers = features.select_dtypes("number").columns.tolist()  # booleans are not numbers
+    categories = [name for name in features if name not in numbers]
+    features[numbers] = features[numbers].astype("float64")
     X_train, X_test, y_train, y_test = train_test_split(
         features, labels, test_size=args.test_size, stratify=labels, random_state=args.seed
+    )
+    # The model is the pipeline: what a raw table needs is fitted with the network and logged
+    # with it, so the server and predict.py take rows as the CSV has them. Neural networks
+    # train badly on unscaled numbers, so the numbers are scaled too.
+    prepare = ColumnTransformer(
+        [
+            ("numbers", make_pipeline(SimpleImputer(strategy="median"), StandardScaler()), numbers),
+            # A column per category; an empty cell is a category too, an unseen one all zeros.
+            ("categories", OneHotEncoder(handle_unknown="ignore"), categories),
+        ]
     )
     network = MLPClassifier(
         hidden_layer_sizes=args.hidden_layers,
@@ -88,8 +106,7 @@ def main(argv=None):
         max_iter=args.max_iter,
         random_state=args.seed,
     )
-    # Neural networks train badly on unscaled features; the scaler travels with the model.
-    model = Pipeline([("scale", StandardScaler()), ("mlp", network)])
+    model = Pipeline([("prepare", prepare), ("model", network)])
     layers = "x".join(map(str, args.hidden_layers))
     run_name = args.run_name or f"mlp-{layers}-alpha{args.alpha:g}"
     tags = {"model_family": "neural_network", "script": "train_ann.py"}
@@ -98,6 +115,10 @@ def main(argv=None):
         "data": args.data.name,
         "target": args.target,
         "test_size": args.test_size,
+        # Which columns the model reads, and how the pipeline treats each kind.
+        "numeric_columns": ", ".join(numbers) or "(none)",
+        "category_columns": ", ".join(categories) or "(none)",
+        "dropped_columns": ", ".join(args.drop) or "(none)",
     }
     # Which rows trained the model: the UI shows them under "Datasets used".
     training_data = mlflow.data.from_pandas(
@@ -124,11 +145,15 @@ def main(argv=None):
         mlflow.log_params(params)
         mlflow.log_input(training_data, context="training")
 
-        model.fit(X_train, y_train)
+        # scikit-learn warns when fit stops at --max-iter before the network converged. The run
+        # records that as a tag instead, which you can filter on later (`tags.converged =
+        # "False"` finds the runs to redo), and the summary says it in words.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            model.fit(X_train, y_train)
         y_pred = model.predict(X_test)
         metrics = held_out_scores(y_test, y_pred, model.predict_proba(X_test), model.classes_)
         figure = confusion_matrix_figure(y_test, y_pred, model.classes_, title=run_name)
-        # A tag you can filter on later: `tags.converged = "False"` finds the runs to redo.
         tags["converged"] = str(network.n_iter_ < args.max_iter)
         model_options = dict(
             # The signature lets the server and `predict.py` reject malformed input.
@@ -152,6 +177,11 @@ def main(argv=None):
             mlflow.log_metrics(metrics, model_id=model_info.model_id)
 
     print_summary(run, args.experiment_name, metrics)
+    if tags["converged"] == "False":
+        print(
+            f"Not converged: the network stopped after --max-iter {args.max_iter} passes, still "
+            "improving (tag converged=False); a larger --max-iter or --learning-rate may score better"
+        )
 
 
 def held_out_scores(y_true, y_pred, y_proba, classes) -> dict[str, float]:
@@ -272,8 +302,24 @@ def parse_args(argv=None):
         "--target",
         default=TARGET,
         metavar="COLUMN",
-        help="column holding the label to predict; every other column is a numeric feature "
-        "(default: %(default)s)",
+        help="column holding the label to predict; every other column is a feature: numbers, "
+        "text categories or booleans, empty cells allowed (default: %(default)s)",
+    )
+    data.add_argument(
+        "--drop",
+        action="append",
+        default=[],
+        metavar="COLUMN",
+        help="leave a column out of the features: an ID, or a leak of the label (repeat it for "
+        "several)",
+    )
+    data.add_argument(
+        "--keep",
+        action="append",
+        default=[],
+        metavar="COLUMN",
+        help="keep a column that looks like an ID (a different value in every row) as a "
+        "feature on purpose",
     )
     data.add_argument(
         "--test-size",

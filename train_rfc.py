@@ -3,13 +3,15 @@
 What you learn here: how one `with mlflow.start_run():` block records everything you need to
 compare, reproduce and deploy a model later: its hyperparameters, its test scores, a picture of
 its mistakes (the confusion matrix), the data it was trained on, and the model itself, stored
-with skops and described by a signature.
+with skops and described by a signature. The model is a pipeline: what a raw table needs (empty
+cells filled, text and booleans one-hot encoded) is fitted and logged with the forest, so the
+logged model takes the rows as your CSV has them.
 
 Run it (from any directory: the runs land in mlflow.db and mlruns/ next to this file):
 
     python train_rfc.py
     python train_rfc.py --n-estimators 50 --max-depth 3 --run-name shallow-forest
-    python train_rfc.py --data my.csv --target label --experiment-name my-project
+    python train_rfc.py --data my.csv --target label --experiment-name my-project --drop id
 
 Then run `make ui`, open http://127.0.0.1:5000, pick the experiment
 "breast-cancer-random-forest" and tick a few runs to compare test_f1 against n_estimators.
@@ -33,7 +35,9 @@ import skops
 from matplotlib.figure import Figure
 from mlflow.data.sources import LocalArtifactDatasetSource
 from mlflow.models import infer_signature
+from sklearn.compose import ColumnTransformer
 from sklearn.ensemble import RandomForestClassifier
+from sklearn.impute import SimpleImputer
 from sklearn.metrics import (
     accuracy_score,
     confusion_matrix,
@@ -43,6 +47,8 @@ from sklearn.metrics import (
     roc_auc_score,
 )
 from sklearn.model_selection import train_test_split
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import OneHotEncoder
 
 HERE = Path(__file__).resolve().parent
 EXPERIMENT = "breast-cancer-random-forest"
@@ -50,10 +56,11 @@ EXPERIMENT = "breast-cancer-random-forest"
 # no training run sees them, so register_model.py's promotion gate can compare models on them.
 DATA = HERE / "data" / "breast_cancer_train.csv"
 TARGET = "diagnosis"
-# skops loads only the types it is told to trust. A forest needs exactly one beyond numpy and
-# scikit-learn's estimators: the fitted tree structure. For your own model, ask skops:
+# skops loads only the types it is told to trust. The forest's pipeline needs two beyond numpy
+# and scikit-learn's estimators: numpy's dtype (the imputer notes the type it was fitted on)
+# and the fitted tree structure. For your own model, ask skops:
 # skops.io.get_untrusted_types(data=skops.io.dumps(model)).
-SKOPS_TRUSTED_TYPES = ["sklearn.tree._tree.Tree"]
+SKOPS_TRUSTED_TYPES = ["numpy.dtype", "sklearn.tree._tree.Tree"]
 # Listing the model's requirements skips MLflow's slow inference of them.
 PIP_REQUIREMENTS = [
     f"mlflow=={mlflow.__version__}",
@@ -65,32 +72,48 @@ PIP_REQUIREMENTS = [
 def main(argv=None):
     args = parse_args(argv)
 
-    # The data: one label column, every other column a numeric feature.
-    check_training_csv(args.data, args.target, args.test_size)
-    features = pd.read_csv(args.data)
+    # The data as it comes: text, booleans, whole numbers and empty cells are all fine.
+    check_training_csv(args.data, args.target, args.test_size, args.drop, args.keep)
+    features = pd.read_csv(args.data).drop(columns=args.drop)  # --drop: IDs, leaks
     # Labels are category names, even when spelled 0/1: the model then predicts strings, and
     # its signature has a string output (an integer output makes MLflow warn about NaNs).
     labels = features.pop(args.target).astype(str)
-    # Float features, for the same reason: an integer column makes MLflow warn that it cannot
-    # hold a missing value at serving time. As float64, a missing value is simply NaN.
-    features = features.astype("float64")
+    # Numbers as floats: a whole-number column could not hold a missing value at serving time
+    # (MLflow warns about integer columns for that reason). Every other column is a category.
+    numbers = features.select_dtypes("number").columns.tolist()  # booleans are not numbers
+    categories = [name for name in features if name not in numbers]
+    features[numbers] = features[numbers].astype("float64")
     X_train, X_test, y_train, y_test = train_test_split(
         features, labels, test_size=args.test_size, stratify=labels, random_state=args.seed
     )
-    model = RandomForestClassifier(
+    # The model is the pipeline: what a raw table needs is fitted with the forest and logged
+    # with it, so the server and predict.py take rows as the CSV has them.
+    prepare = ColumnTransformer(
+        [
+            ("numbers", SimpleImputer(strategy="median"), numbers),  # an empty cell: the median
+            # A column per category; an empty cell is a category too, an unseen one all zeros.
+            ("categories", OneHotEncoder(handle_unknown="ignore"), categories),
+        ]
+    )
+    forest = RandomForestClassifier(
         n_estimators=args.n_estimators,
         max_depth=args.max_depth,
         min_samples_leaf=args.min_samples_leaf,
         max_features=args.max_features,
         random_state=args.seed,
     )
+    model = Pipeline([("prepare", prepare), ("model", forest)])
     run_name = args.run_name or f"rf-{args.n_estimators}trees-depth{args.max_depth or 'any'}"
     tags = {"model_family": "random_forest", "script": "train_rfc.py"}
     params = {
-        **model.get_params(),
+        **forest.get_params(),
         "data": args.data.name,
         "target": args.target,
         "test_size": args.test_size,
+        # Which columns the model reads, and how the pipeline treats each kind.
+        "numeric_columns": ", ".join(numbers) or "(none)",
+        "category_columns": ", ".join(categories) or "(none)",
+        "dropped_columns": ", ".join(args.drop) or "(none)",
     }
     # Which rows trained the model: the UI shows them under "Datasets used".
     training_data = mlflow.data.from_pandas(
@@ -256,8 +279,24 @@ def parse_args(argv=None):
         "--target",
         default=TARGET,
         metavar="COLUMN",
-        help="column holding the label to predict; every other column is a numeric feature "
-        "(default: %(default)s)",
+        help="column holding the label to predict; every other column is a feature: numbers, "
+        "text categories or booleans, empty cells allowed (default: %(default)s)",
+    )
+    data.add_argument(
+        "--drop",
+        action="append",
+        default=[],
+        metavar="COLUMN",
+        help="leave a column out of the features: an ID, or a leak of the label (repeat it for "
+        "several)",
+    )
+    data.add_argument(
+        "--keep",
+        action="append",
+        default=[],
+        metavar="COLUMN",
+        help="keep a column that looks like an ID (a different value in every row) as a "
+        "feature on purpose",
     )
     data.add_argument(
         "--test-size",

@@ -33,7 +33,9 @@ import sklearn
 import skops
 from matplotlib.figure import Figure
 from mlflow.models import infer_signature
+from sklearn.compose import ColumnTransformer
 from sklearn.ensemble import RandomForestClassifier
+from sklearn.impute import SimpleImputer
 from sklearn.metrics import (
     accuracy_score,
     confusion_matrix,
@@ -49,6 +51,8 @@ from sklearn.model_selection import (
     cross_val_score,
     train_test_split,
 )
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import OneHotEncoder
 
 HERE = Path(__file__).resolve().parent
 EXPERIMENT = "breast-cancer-random-forest"
@@ -56,7 +60,7 @@ EXPERIMENT = "breast-cancer-random-forest"
 # no training run sees them, so register_model.py's promotion gate can compare models on them.
 DATA = HERE / "data" / "breast_cancer_train.csv"
 TARGET = "diagnosis"
-SKOPS_TRUSTED_TYPES = ["sklearn.tree._tree.Tree"]  # as in train_rfc.py
+SKOPS_TRUSTED_TYPES = ["numpy.dtype", "sklearn.tree._tree.Tree"]  # as in train_rfc.py
 PIP_REQUIREMENTS = [
     f"mlflow=={mlflow.__version__}",
     f"scikit-learn=={sklearn.__version__}",
@@ -64,21 +68,32 @@ PIP_REQUIREMENTS = [
 ]
 # The search space: the forest's main knobs. ParameterSampler draws settings from it at random,
 # which finds good settings in fewer trials than trying the whole grid (4 x 4 x 3 x 3 = 144).
+# The names are the pipeline's: `model__max_depth` is max_depth of its step named "model" (the
+# forest), so one set_params() call sets them, and the preparation is refitted in every fold.
 SEARCH_SPACE = {
-    "n_estimators": [25, 50, 100, 200],
-    "max_depth": [None, 3, 5, 8],
-    "min_samples_leaf": [1, 2, 4],
-    "max_features": ["sqrt", "log2", 0.5],
+    "model__n_estimators": [25, 50, 100, 200],
+    "model__max_depth": [None, 3, 5, 8],
+    "model__min_samples_leaf": [1, 2, 4],
+    "model__max_features": ["sqrt", "log2", 0.5],
 }
 
 
 def main(argv=None):
     args = parse_args(argv)
 
-    check_training_csv(args.data, args.target, args.test_size)
-    features = pd.read_csv(args.data)
+    # The table and the pipeline as train_rfc.py makes them (see there why).
+    check_training_csv(args.data, args.target, args.test_size, args.drop, args.keep)
+    features = pd.read_csv(args.data).drop(columns=args.drop)
     labels = features.pop(args.target).astype(str)
-    features = features.astype("float64")
+    numbers = features.select_dtypes("number").columns.tolist()  # booleans are not numbers
+    categories = [name for name in features if name not in numbers]
+    features[numbers] = features[numbers].astype("float64")
+    prepare = ColumnTransformer(
+        [
+            ("numbers", SimpleImputer(strategy="median"), numbers),
+            ("categories", OneHotEncoder(handle_unknown="ignore"), categories),
+        ]
+    )
     # The same split as train_rfc.py (same seed): the test rows are put aside here, and only
     # the parent run below ever scores on them.
     X_train, X_test, y_train, y_test = train_test_split(
@@ -109,10 +124,11 @@ def main(argv=None):
         for number, params in enumerate(trials, start=1):
             with mlflow.start_run(run_name=f"trial-{number:02d}", nested=True) as child:
                 mlflow.log_params(params)
-                forest = RandomForestClassifier(**params, random_state=args.seed)
+                forest = RandomForestClassifier(random_state=args.seed)
+                pipeline = Pipeline([("prepare", prepare), ("model", forest)]).set_params(**params)
                 # n_jobs: the folds train in parallel, one per core.
                 scores = cross_val_score(
-                    forest, X_train, y_train, cv=folds, scoring=cv_scoring, n_jobs=args.n_jobs
+                    pipeline, X_train, y_train, cv=folds, scoring=cv_scoring, n_jobs=args.n_jobs
                 )
                 mlflow.log_metrics({"cv_f1": scores.mean(), "cv_f1_std": scores.std()})
             cv_f1[child.info.run_id] = (scores.mean(), params, child.info.run_name)
@@ -122,10 +138,17 @@ def main(argv=None):
         # training rows, and the one and only look at the test rows.
         best = max(cv_f1, key=lambda run_id: cv_f1[run_id][0])  # the first of equals
         best_cv_f1, best_params, best_name = cv_f1[best]
-        model = RandomForestClassifier(**best_params, random_state=args.seed)
+        forest = RandomForestClassifier(random_state=args.seed)
+        model = Pipeline([("prepare", prepare), ("model", forest)]).set_params(**best_params)
         tags.update(best_child_run_id=best, best_child=best_name)
-        params = {**model.get_params(), "trials": args.trials, "cv_folds": args.folds}
+        # The forest's own names, as train_rfc.py logs them: the search ranks beside its runs.
+        params = {**forest.get_params(), "trials": args.trials, "cv_folds": args.folds}
         params.update(data=args.data.name, target=args.target, test_size=args.test_size)
+        params.update(
+            numeric_columns=", ".join(numbers) or "(none)",
+            category_columns=", ".join(categories) or "(none)",
+            dropped_columns=", ".join(args.drop) or "(none)",
+        )
         mlflow.set_tags(tags)
         mlflow.log_params(params)
         model.fit(X_train, y_train)
@@ -231,6 +254,20 @@ def parse_args(argv=None):
         default=TARGET,
         metavar="COLUMN",
         help="column holding the label (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--drop",
+        action="append",
+        default=[],
+        metavar="COLUMN",
+        help="leave a column out of the features, as in train_rfc.py (repeat it for several)",
+    )
+    parser.add_argument(
+        "--keep",
+        action="append",
+        default=[],
+        metavar="COLUMN",
+        help="keep a column that looks like an ID as a feature, as in train_rfc.py",
     )
     parser.add_argument(
         "--test-size",

@@ -30,7 +30,7 @@ from harness import FULL, QUICK, REPO, Bench
 PARTS = {
     "tracking": "tracking_cost", "server": "logging_to_server", "register": "registering",
     "serving": "serving", "batch": "batch_scoring", "load": "parallel_load",
-    "setup": "setting_up", "rollout": "rolling_out", "upgrade": "upgrading", "container": "container_image", "monitoring": "monitoring_drift",
+    "setup": "setting_up", "rollout": "rolling_out", "upgrade": "upgrading", "container": "container_image", "monitoring": "monitoring_drift", "pipeline": "pipeline_cost",
 }  # fmt: skip
 
 

@@ -35,16 +35,19 @@ from mlflow.exceptions import MlflowException
 
 import input_checks
 import server_errors
+from predict import fit_rows
 
 REPO = Path(__file__).resolve().parents[1]
 MODEL_NAME = "breast-cancer-classifier"
 EXPERIMENT = "breast-cancer-monitoring"
 STEADY_BATCH = REPO / "data" / "later_steady.csv"
-# Kolmogorov-Smirnov, for every feature: could the batch and the training rows come from one
-# distribution? Below a p-value of 0.05 (Evidently's default), that feature drifted. Fixed,
-# not left to Evidently (which picks a distance instead past 1,000 training rows), so that the
-# same metric means the same thing in every check, for every champion.
+# Kolmogorov-Smirnov for every numeric feature, chi-squared for every category (text or
+# boolean): could the batch and the training rows come from one distribution? Below a p-value
+# of 0.05 (Evidently's default), that feature drifted. Fixed, not left to Evidently (which
+# picks a distance instead past 1,000 training rows), so that the same metric means the same
+# thing in every check, for every champion.
 DRIFT_METHOD = "ks"
+CATEGORY_DRIFT_METHOD = "chisquare"
 # The check fails when at least this share of the features drifted. The recalibration in
 # data/later_drifted.csv moves 9 of the 30, and K-S finds 8 of them in 114 rows (0.27); a steady
 # batch moves none, or one or two by chance (at p < 0.05, one test in twenty).
@@ -70,37 +73,48 @@ def main(argv=None):
     # Every input is read and checked before the check's run starts: a bad one is one line,
     # and no run is left behind half-logged.
     version, trained_on, source = champion_and_its_training_data(args.model_name, args.alias)
-    features = champion_columns(args.model_name, version.version)
+    schema = champion_schema(args.model_name, version.version)
+    features = schema.input_names()
     training = input_checks.read_csv(trained_on)
-    check_columns(training, features, trained_on, "the champion's training data", extra_ok=True)
+    before = label_shares(training, features)  # what the training rows held, for comparison
+    # The raw rows, as the server takes them: each column in the champion's type (fit_rows).
+    label = mlflow.get_run(version.run_id).data.params.get("target")
+    training = check_columns(training, features, trained_on, "the champion's training data")
     batch = input_checks.read_csv(args.data)
-    check_columns(batch, features, args.data, "the batch")
+    batch = check_columns(batch, features, args.data, "the batch", label)
+    training, batch = fit_rows(training, schema), fit_rows(batch, schema)
     answers = read_answers(args.predictions, len(batch)) if args.predictions else None
 
-    # The comparison, Evidently's: a K-S test per feature, and a test on the share that drifted.
-    numeric = DataDefinition(numerical_columns=features)
-    report = Report(
-        [DataDriftPreset(method=DRIFT_METHOD, drift_share=args.drift_share)], include_tests=True
+    # The comparison, Evidently's: a test per feature, and a test on the share that drifted.
+    numbers = [name for name in features if pd.api.types.is_float_dtype(batch[name])]
+    kinds = DataDefinition(
+        numerical_columns=numbers,
+        categorical_columns=[name for name in features if name not in numbers],
     )
-    result = report.run(
-        current_data=Dataset.from_pandas(batch[features], data_definition=numeric),
-        reference_data=Dataset.from_pandas(training[features], data_definition=numeric),
+    drift_preset = DataDriftPreset(
+        num_method=DRIFT_METHOD, cat_method=CATEGORY_DRIFT_METHOD, drift_share=args.drift_share
+    )
+    result = Report([drift_preset], include_tests=True).run(
+        current_data=Dataset.from_pandas(batch, data_definition=kinds),
+        reference_data=Dataset.from_pandas(training, data_definition=kinds),
     )
     drift = findings(result)
-    before = label_shares(training, features)  # what the training rows held, for comparison
     shares = answer_shares(answers, before)
+    # Empty cells, per column: a form field that stopped being filled in is drift too.
+    missing = batch.isna().mean()
     verdict = "drifted" if drift["failed"] else "steady"
     tags = {"model": args.model_name, "champion_version": version.version, "verdict": verdict}
     # One chart per metric in the UI, and over many checks, drift over time.
     metrics = {f"drift_p_value/{name}": p for name, p in drift["p_values"].items()}
     metrics |= {"drifted_share": drift["share"], "rows": len(batch)}
     metrics |= {f"predicted_{label}_share": share for label, share in shares.items()}
+    metrics |= {f"missing_share/{name}": share for name, share in missing.items()}
     report_html = result.get_html_str(as_iframe=False)  # Evidently's report, whole, as a page
 
     # Which rows were compared: both show under "Datasets used", with their digests.
-    reference = mlflow.data.from_pandas(training[features], source=source, name=trained_on.stem)
+    reference = mlflow.data.from_pandas(training, source=source, name=trained_on.stem)
     current = mlflow.data.from_pandas(
-        batch[features],
+        batch,
         source=LocalArtifactDatasetSource(str(args.data.resolve())),
         name=args.data.stem,
     )
@@ -109,7 +123,13 @@ def main(argv=None):
     with mlflow.start_run(experiment_id=experiment_id, run_name=run_name) as check:
         # Batched: against a tracking server every call is one HTTP request.
         mlflow.set_tags(tags)
-        mlflow.log_params({"method": DRIFT_METHOD, "drift_share": args.drift_share})
+        mlflow.log_params(
+            {
+                "method": DRIFT_METHOD,
+                "category_method": CATEGORY_DRIFT_METHOD,
+                "drift_share": args.drift_share,
+            }
+        )
         mlflow.log_input(reference, context="reference")
         mlflow.log_input(current, context="current")
         mlflow.log_metrics(metrics)
@@ -119,6 +139,9 @@ def main(argv=None):
         f"Champion: models:/{args.model_name}/{version.version}, trained on rows from {trained_on}"
     )
     print(f"Batch: {args.data}, {len(batch)} rows; answers: {said(shares, before)}")
+    if missing.any():
+        empty = ", ".join(f"{name} {share:.0%}" for name, share in missing.items() if share)
+        print(f"Empty cells: {empty} (training rows: {empty_shares(training, missing)})")
     print(f"Logged check {check.info.run_id} in {args.experiment_name!r}, with drift_report.html")
     exit_with_verdict(drift, len(features), args.drift_share)
 
@@ -167,35 +190,38 @@ def champion_and_its_training_data(model_name: str, alias: str):
         ) from None
 
 
-def champion_columns(model_name: str, version: str) -> list[str]:
-    """The feature columns the champion takes, from its signature (its MLmodel: nothing loaded)."""
+def champion_schema(model_name: str, version: str):
+    """The columns the champion takes and their types, from its signature (its MLmodel: nothing
+    loaded)."""
     signature = mlflow.models.get_model_info(f"models:/{model_name}/{version}").signature
     if signature is None:
         raise SystemExit(
             f"error: version {version} of {model_name!r} has no signature, so its columns are "
             "unknown: log the model with one (signature=infer_signature(...), as train_rfc.py does)"
         )
-    return signature.inputs.input_names()
+    return signature.inputs
 
 
-def check_columns(rows, features, path, what, extra_ok=False):
-    """Exactly the champion's columns, each holding numbers; else one line saying what is off."""
+def check_columns(rows, features, path, what, label=None):
+    """The rows, if they hold the champion's columns and not its label (other columns, an ID
+    say, are left out as the server leaves them); else one line saying what is off."""
     missing = [name for name in features if name not in rows.columns]
-    extra = [name for name in rows.columns if name not in features]
     if missing:
         raise SystemExit(
             f"error: {what}, {path}, lacks {len(missing)} of the champion's {len(features)} "
             f"columns: {', '.join(missing[:3])}{', ...' * (len(missing) > 3)}"
         )
-    if extra and not extra_ok:  # the label, an id: not the rows as the champion scored them
+    if label in rows.columns:  # labelled rows are an evaluation set, not what was scored
         raise SystemExit(
-            f"error: {what}, {path}, has columns the champion does not take: {', '.join(extra)}; "
-            "check the rows as the champion scored them"
+            f"error: {what}, {path}, holds the label column {label!r}: pass the rows as the "
+            "champion scored them, without their labels"
         )
-    for name in features:
-        if not pd.api.types.is_numeric_dtype(rows[name]):
-            text = rows[name][pd.to_numeric(rows[name], errors="coerce").isna()].iloc[0]
-            raise SystemExit(f"error: column {name!r} of {path} holds {text!r}, not a number")
+    return rows
+
+
+def empty_shares(training, missing) -> str:
+    """The training rows' share of empty cells, in the columns where the batch has some."""
+    return ", ".join(f"{training[name].isna().mean():.0%}" for name in missing.index[missing > 0])
 
 
 def read_answers(path, rows: int) -> pd.Series:

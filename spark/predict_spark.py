@@ -105,8 +105,9 @@ def start_spark(master: str) -> SparkSession:
     )
 
 
-def checked_model(model_name: str, alias: str) -> tuple[str, list[str]]:
-    """The alias pinned to its version, checked before anything loads it; and its columns."""
+def checked_model(model_name: str, alias: str) -> tuple[str, dict[str, str]]:
+    """The alias pinned to its version, checked before anything loads it; and its columns, each
+    with its Spark type ("double", "string" or "boolean")."""
     try:
         version = MlflowClient().get_model_version_by_alias(model_name, alias).version
     except MlflowException as exc:
@@ -116,7 +117,12 @@ def checked_model(model_name: str, alias: str) -> tuple[str, list[str]]:
         ) from None
     model_uri = f"models:/{model_name}/{version}"
     info = check_model(model_uri)  # its MLmodel only: one line, and nothing loaded, if untrusted
-    return model_uri, info.signature.inputs.input_names()
+    inputs = info.signature.inputs
+    spark_types = {"double": "double", "float": "double", "boolean": "boolean"}
+    return model_uri, {
+        name: spark_types.get(kind.name, "string")
+        for name, kind in zip(inputs.input_names(), inputs.input_types(), strict=True)
+    }
 
 
 def drop_local_env_notice(record: logging.LogRecord) -> bool:
@@ -159,23 +165,29 @@ def main(argv=None):
                 f"error: {args.data} lacks {len(missing)} of the model's {len(features)} columns "
                 f"(e.g. {', '.join(missing[:3])})"
             )
-        # One quick pass for a cell that is not a number: reported here in one line, it would
-        # otherwise fail the scoring job with a stack trace from every executor.
+        # One quick pass for a cell that is not a number (or not true/false where the model
+        # takes a boolean): reported here in one line, it would otherwise fail the scoring job
+        # with a stack trace from every executor. Text columns take any text.
+        typed = {name: kind for name, kind in features.items() if kind != "string"}
         first_bad_column = coalesce(
-            *[when(col(n).isNotNull() & col(n).try_cast("double").isNull(), n) for n in features]
+            *[when(col(n).isNotNull() & col(n).try_cast(t).isNull(), n) for n, t in typed.items()]
         )
         bad = (
             rows.select(first_bad_column.alias("bad_column"), *features)
             .where(col("bad_column").isNotNull())
             .first()
+            if typed
+            else None
         )
         if bad is not None:
+            wanted = "a number" if typed[bad.bad_column] == "double" else "true or false"
             raise SystemExit(
                 f"error: column {bad.bad_column!r} of {args.data} holds {bad[bad.bad_column]!r}, "
-                "which is not a number"
+                f"which is not {wanted}"
             )
-        # The model was trained on doubles. An empty cell stays empty (null; NaN in pandas).
-        rows = rows.select([col(name).cast("double") for name in features])
+        # Each column in the type the model was trained on, numbers as doubles. An empty cell
+        # stays empty (null; NaN or None in pandas), and the model's pipeline fills it.
+        rows = rows.select([col(name).cast(kind) for name, kind in features.items()])
 
         # The registered model as a Spark function, answering one label per row ("benign" or
         # "malignant"). env_manager="local": the executors use the Python they run in (this

@@ -45,6 +45,32 @@ FAST_RFC = ["--n-estimators", "20"]
 FAST_ANN = ["--hidden-layers", "16", "--learning-rate", "0.01"]
 
 
+def raw_table(rows: int = 600, seed: int = 7):
+    """A reader's raw table, made here: an ID column, whole numbers, floats with empty cells, a
+    name with a space, text with empty cells, a boolean, three imbalanced string classes."""
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(seed)
+    step = rng.choice(["renew", "lapse", "upgrade"], rows, p=[0.6, 0.28, 0.12])
+    table = pd.DataFrame(
+        {
+            "member_id": rng.permutation(rows) + 10_000,
+            "age": rng.integers(16, 80, rows) + (step == "upgrade") * 12,
+            "visits per month": rng.poisson(4, rows) + (step == "renew") * 3,
+            "late fees": np.round(rng.gamma(2, 3, rows) + (step == "lapse") * 6, 2),
+            "membership": np.where(
+                step == "upgrade", "family", rng.choice(["basic", "family", "student"], rows)
+            ),
+            "has_card": (rng.random(rows) < 0.4) | (step == "renew"),
+            "next step": step,
+        }
+    )
+    table.loc[rng.random(rows) < 0.05, "late fees"] = np.nan
+    table.loc[rng.random(rows) < 0.05, "membership"] = np.nan
+    return table
+
+
 def base_env() -> dict[str, str]:
     """The environment a reader's shell would have, minus anything pointing at a real store."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
@@ -355,7 +381,10 @@ LONGEST_FIRST = [
 # all of them in one session (they share its trained stores), `make test-all` everything.
 ROOMS = {
     "rollout": ["test_rollout.py::", "test_docs.py::test_track_runs_as_written[rollout]"],
-    "spark": ["test_docs.py::test_track_runs_as_written[spark]"],
+    "spark": [
+        "test_docs.py::test_track_runs_as_written[spark]",
+        "test_own_data.py::test_spark_",
+    ],
     "team_server": [
         "test_team_server.py::",
         "test_team_accounts.py::",

@@ -13,6 +13,8 @@ import signal
 import subprocess
 import time
 
+import numpy as np
+import pandas as pd
 import pytest
 from mlflow.entities import RunStatus
 
@@ -97,6 +99,49 @@ def test_a_signal_during_training_ends_the_run_as_failed(store, signum, line):
     run = store.client.get_run(run.info.run_id)
     assert run.info.status == FAILED and run.info.end_time
     assert run.data.params["n_estimators"] == "5000"  # what was logged before is kept
+
+
+def a_wide_table(path, rows=20_000, columns=40):
+    """Numbers enough that one pass of a wide network over them takes about a second."""
+    rng = np.random.default_rng(0)
+    table = pd.DataFrame(rng.normal(size=(rows, columns))).add_prefix("x")
+    table["label"] = np.where(table["x0"] + rng.normal(size=rows) > 0, "yes", "no")
+    table.to_csv(path, index=False)
+    return str(path)
+
+
+@pytest.mark.parametrize(
+    "signum, line",
+    [
+        (signal.SIGINT, "error: interrupted (a run in progress was ended as FAILED)"),
+        (signal.SIGTERM, "error: stopped by SIGTERM (a run in progress was ended as FAILED)"),
+        (signal.SIGHUP, "error: stopped by SIGHUP (a run in progress was ended as FAILED)"),
+    ],
+)
+def test_a_signal_inside_the_networks_fit_ends_the_run_as_failed(store, tmp_path, signum, line):
+    """scikit-learn's MLP catches KeyboardInterrupt inside fit and returns a half-trained model
+    as if it had finished: the signal must get past it, and nothing be logged as a model."""
+    data = a_wide_table(tmp_path / "wide.csv")
+    args = ["train_ann.py", "--data", data, "--target", "label", "--hidden-layers", "256,256"]
+    args += ["--max-iter", "300", "--experiment-name", "wide"]
+
+    def inside_fit(client):
+        runs = runs_of(client, "wide")
+        if runs and runs[0].inputs.dataset_inputs:  # the last write before fit()
+            time.sleep(2)  # a few passes into fit, which takes minutes
+            return runs
+        return None
+
+    started = time.monotonic()
+    code, stderr, (run,) = stop_midway(store, args, signum, inside_fit)
+    assert_stopped(code, stderr, signum, line)
+    assert "Training interrupted by user" not in stderr
+    assert time.monotonic() - started < 60  # stopped, not trained to the end
+    run = store.client.get_run(run.info.run_id)
+    assert run.info.status == FAILED and run.info.end_time
+    assert "converged" not in run.data.tags  # set only once fit has returned
+    experiment = store.client.get_experiment_by_name("wide")
+    assert store.client.search_logged_models([experiment.experiment_id]) == []
 
 
 def test_kill_during_a_search_ends_the_parent_and_its_trials(store):

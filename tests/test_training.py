@@ -29,7 +29,7 @@ SCRIPTS = {
             "max_features": "sqrt",
             "random_state": "42",
         },
-        "trusted": ["sklearn.tree._tree.Tree"],
+        "trusted": ["numpy.dtype", "sklearn.tree._tree.Tree"],
     },
     "train_ann.py": {
         "experiment": ANN_EXPERIMENT,
@@ -42,7 +42,7 @@ SCRIPTS = {
             "activation": "tanh",
             "random_state": "42",
         },
-        "trusted": ["sklearn.neural_network._stochastic_optimizers.AdamOptimizer"],
+        "trusted": ["numpy.dtype", "sklearn.neural_network._stochastic_optimizers.AdamOptimizer"],
     },
 }
 METRICS = {"test_accuracy", "test_precision", "test_recall", "test_f1", "test_roc_auc"}
@@ -251,20 +251,20 @@ BAD_INPUTS = {
         lambda d: ["--target", "label"],
         "has no column 'label' (columns: mean_radius, mean_texture",
     ),
-    "text feature": (
+    "numbers mixed with text": (
         lambda d: [
             "--data",
             write(
                 d,
                 "text.csv",
                 csv_text(
-                    pd.read_csv(DATA).assign(
-                        mean_radius=lambda f: f["mean_radius"].astype(str) + "mm"
-                    )
+                    pd.read_csv(DATA)
+                    .astype({"mean_radius": object})
+                    .assign(mean_radius=lambda f: f["mean_radius"].where(f.index != 3, "unknown"))
                 ),
             ),
         ],
-        "feature column 'mean_radius'",
+        "column 'mean_radius' holds numbers and text ('unknown' on line 5)",
     ),
     "one class": (
         lambda d: [
@@ -291,7 +291,7 @@ BAD_INPUTS = {
             "--target",
             "mean_area",
         ],
-        "target 'mean_area' in",
+        "distinct values in 455 rows: it looks continuous",
     ),
     "negative test size": (
         lambda d: ["--test-size", "1.5"],
@@ -324,6 +324,47 @@ def test_bad_input_from_the_shell_is_one_line_too(store, tmp_path):
         result = store.run("train_rfc.py", *make_args(tmp_path), check=False)
         assert_one_error_line_and_nothing_running(store, result.returncode, result.stderr, expected)
     assert result.returncode == 2  # argparse's exit code for a bad flag
+
+
+def test_every_problem_of_a_table_is_named_at_once_and_what_the_pipeline_handles_is_not(
+    store, tmp_path
+):
+    """Text, booleans, whole numbers and empty cells train; an ID, a mixed column, an empty
+    column and unlabelled rows are each named, with the value as the CSV spells it."""
+    table = pd.read_csv(DATA).head(100)
+    table.insert(0, "sample", [f"S-{n:03d}" for n in range(100)])  # text, distinct: an ID
+    table["lab"] = ["north", "south", None, "east"] * 25  # text, with empty cells: fine
+    table["rechecked"] = [True, False] * 50  # booleans: fine
+    table["visits"] = range(3, 103)  # whole numbers... distinct in every row: an ID too
+    table["note"] = None  # empty in every row
+    table["mean_texture"] = table["mean_texture"].astype(object)
+    table.loc[7, "mean_texture"] = "unknown"  # numbers and text ("n/a" would be an empty cell)
+    table.loc[[10, 11], "diagnosis"] = None  # rows without a label
+    path = write(tmp_path, "raw.csv", csv_text(table))
+    result = store.call("train_rfc.py", "--data", path, "--n-estimators", "5")
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        f"error: {path} has 5 problems:",
+        "  column 'sample' looks like an ID (a different value in each of its 100 rows, e.g. "
+        "'S-000'): leave it out with --drop sample, or keep it as a feature with --keep sample",
+        "  column 'mean_texture' holds numbers and text ('unknown' on line 9): correct those cells, "
+        "or empty them to mark a missing value",
+        "  column 'visits' looks like an ID (a different value in each of its 100 rows, e.g. "
+        "'3'): leave it out with --drop visits, or keep it as a feature with --keep visits",
+        "  column 'note' is empty in every row: leave it out with --drop note",
+        "  the target 'diagnosis' is empty on 2 row(s) (first: line 12): drop those rows or fill "
+        "in their labels",
+    ]
+    assert store.client.search_experiments(filter_string="name != 'Default'") == []
+
+    fixed = table.drop(columns=["sample", "note"]).dropna(subset=["diagnosis"])
+    fixed.loc[7, "mean_texture"] = None
+    path = write(tmp_path, "fixed.csv", csv_text(fixed))
+    result = store.run("train_rfc.py", "--data", path, "--n-estimators", "5", "--keep", "visits")
+    assert_clean(result)
+    (run,) = store.experiment_runs("breast-cancer-random-forest")
+    assert run.data.params["category_columns"] == "lab, rechecked"
+    assert run.data.params["numeric_columns"].endswith("worst_fractal_dimension, visits")
 
 
 @pytest.mark.parametrize(

@@ -131,5 +131,8 @@ def test_every_loader_refuses_a_tampered_model_and_the_clean_one_still_serves(ta
     assert clean.returncode == 0, clean.stderr
     assert clean.stdout.splitlines()[0] == "prediction" and len(clean.stdout.splitlines()) == 6
     checked = run_command([PYTHON, str(REPO / "check_model.py")], env=store.env, cwd=store.root)
-    assert "scikit-learn in skops format, trusting sklearn.tree._tree.Tree" in checked.stdout
+    assert (
+        "scikit-learn in skops format, trusting numpy.dtype, sklearn.tree._tree.Tree"
+        in checked.stdout
+    )
     assert not marker.exists()
