@@ -4,15 +4,12 @@ registry's wording, predict.py's own small parsers."""
 from __future__ import annotations
 
 import argparse
-import json
-import subprocess
 
 import pytest
 
 import input_checks
 import predict
 import registry_messages
-from conftest import PYTHON, REPO
 from server_errors import first_line
 
 
@@ -84,27 +81,3 @@ def test_predict_keeps_mlflows_reason_and_wants_a_url():
     assert predict.server_url("http://127.0.0.1:5001") == "http://127.0.0.1:5001"
     with pytest.raises(argparse.ArgumentTypeError, match="must start with http:// or https://"):
         predict.server_url("127.0.0.1:5001")
-
-
-def test_compare_stores_counts_runs_whose_names_hold_a_colon(tmp_path):
-    """The gate's decision runs are named 'promoted: ...': each is one run, not a new kind."""
-    snapshot = {
-        "experiment promotion: lifecycle_stage": "active",
-        "run a1 (rf-default): status": "FINISHED",
-        "run a1 (rf-default): lifecycle_stage": "active",
-        "run b2 (promoted: rf-default, the first champion): status": "FINISHED",
-        "run b2 (promoted: rf-default, the first champion): lifecycle_stage": "active",
-        "run b2 (promoted: rf-default, the first champion): tag verdict": "promoted",
-        "run c3 (refused: mlp vs version 1): status": "FINISHED",
-        "run c3 (refused: mlp vs version 1): metric challenger_f1_score": [[0, 1, 0.9]],
-    }
-    saved = tmp_path / "snapshot.json"
-    saved.write_text(json.dumps(snapshot))
-    script = REPO / "old-stores" / "compare_stores.py"
-    result = subprocess.run(
-        [PYTHON, str(script), str(saved), str(saved)], capture_output=True, text=True
-    )
-    assert result.returncode == 0, result.stderr
-    table = [" ".join(line.split()) for line in result.stdout.splitlines()]
-    assert "runs 3 3" in table, result.stdout
-    assert "runs FINISHED 3 3" in table and "run tags 1 1" in table and "experiments 1 1" in table
