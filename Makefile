@@ -33,7 +33,8 @@ SHELL := /bin/bash
 
 # A recipe line that stops with one error line if port $(1) of 127.0.0.1 is taken, before a
 # server would start and end in uvicorn's traceback: $(2) guesses by whom, $(3) says what to run.
-port_free = @python -c "import socket; socket.create_server(('127.0.0.1', $(1))).close()" 2>/dev/null \
+# tutorial_store.py is the one home of "is this port free" (serve_model.sh asks it too).
+port_free = @python tutorial_store.py port-free 127.0.0.1 $(1) \
 	|| { echo "error: port $(1) is in use ($(2)); choose one with: $(3)" >&2; exit 1; }
 
 # What the environment lacks of a requirements file's pins, in a few words; empty if nothing.
@@ -117,7 +118,9 @@ serve-once: env
 
 # One recipe shared by demo and serve-once: the server runs in its own process group, so the trap
 # stops it (and its workers) however the loop ends.
+# The port is checked again here: another server may have taken it while the demo trained.
 define SERVE_ONCE
+$(call port_free,$(SERVE_PORT),another server?,make $@ SERVE_PORT=5011)
 @echo "Starting ./serve_model.sh on port $(SERVE_PORT) for one request (log: .serve-once.log)"
 @setsid env PORT=$(SERVE_PORT) ./serve_model.sh > .serve-once.log 2>&1 & \
 server=$$!; trap 'kill -- -$$server 2>/dev/null; wait $$server 2>/dev/null' EXIT; \
@@ -151,11 +154,18 @@ cat .train-1.log .train-2.log; rm -f .train-1.log .train-2.log; \
 [ $$first -eq 0 ] && [ $$second -eq 0 ]
 endef
 
-## test: the README, the quickstart and chapters 1-8 (with their tools, requirements/test.txt);
-## under 8 minutes on two cores. The topic rooms have their own targets, below.
-test: env
+## test: the unit tests first (make test-unit), then the README, the quickstart and chapters 1-8
+## (with their tools, requirements/test.txt); under 8 minutes on two cores. The topic rooms have
+## their own targets, below.
+test: test-unit
+	python -m pytest -n 2 -m "not room and not unit"
+
+## test-unit: the pure functions (tests/unit/: the gate's rules, the store's, the flags'...), in
+## seconds, no store or server; make test runs them first
+.PHONY: test-unit
+test-unit: env
 	$(call install_extras,requirements/test.txt)
-	python -m pytest -n 2 -m "not room"
+	python -m pytest -q -m unit tests/unit
 
 # The topic rooms, each a folder with its page and code, and its tests (docs/testing.md):
 ## test-rollout / test-spark / test-team-server / test-old-stores / test-bench / test-container / test-monitoring:
@@ -216,11 +226,11 @@ ui: env
 serve: env
 	PORT=$(SERVE_PORT) ./serve_model.sh
 
-## clean: forget every run (mlflow.db, mlruns/, the team server's server/, basic_auth.db and team-server/basic-auth.env, Spark's scored/, rollout/state/, the old stores' old-project/); keep .venv
+## clean: forget every run (mlflow.db, mlruns/, the team server's server/, basic_auth.db and team-server/basic-auth.env, Spark's scored/, rollout/state/, the old stores' old-project/ and their older MLflows' .venv-mlflow2 and .venv-mlflow3-older); keep .venv
 clean:
 	@# First stop what rollout.py left running: each of its pid files names a process group.
 	@for pid in rollout/state/*.pid; do [ -f "$$pid" ] && kill -- -"$$(cat "$$pid")" 2>/dev/null; done; true
-	rm -rf mlflow.db mlruns server scored basic_auth.db team-server/basic-auth.env rollout/state .serve-once.log .serve-once.out .train-*.log old-project old-runs.db container/build monitoring/captured mlflow2.json old-server before.json before.csv
+	rm -rf mlflow.db mlruns server scored basic_auth.db team-server/basic-auth.env rollout/state .serve-once.log .serve-once.out .train-*.log old-project old-runs.db container/build monitoring/captured mlflow2.json old-server before.json before.csv .venv-mlflow2 .venv-mlflow3-older
 
 ## bench: what tracking, the gate, serving, Spark and a loaded team server cost; writes docs/benchmarks.md (apt: hyperfine wrk, and Java 17+ for Spark)
 .PHONY: bench
@@ -235,7 +245,7 @@ bench: env
 .PHONY: screenshots
 screenshots: env
 	$(call install_extras,requirements/browser.txt)
-	python docs/capture_screenshots.py
+	python -m testbeds.ui_tour
 
 ## server: a tracking server for a team on http://127.0.0.1:5050 (SQLite and artifacts in server/)
 ## install-team / install-spark: requirements/team.txt (PostgreSQL driver, boto3) / spark.txt (PySpark)

@@ -18,11 +18,11 @@ model you trained yourself on poisoned data, or anyone who can change these scri
     python check_model.py models:/breast-cancer-classifier/2    # any model URI
 """
 
-import os
 import sys
-from pathlib import Path
 
 import mlflow
+
+import tutorial_store
 
 # The types a model may ask skops to trust beyond numpy's arrays and scikit-learn's estimators
 # (the pipeline, its column transformer, imputer and one-hot encoder need nothing more). Each is
@@ -62,8 +62,7 @@ def check_model(model_uri: str):
 
 
 def main(argv=None):
-    if "MLFLOW_TRACKING_URI" not in os.environ:  # the tutorial's store, next to this file
-        mlflow.set_tracking_uri(f"sqlite:///{Path(__file__).resolve().parent / 'mlflow.db'}")
+    tutorial_store.use_store()  # mlflow.db at the repository root, or MLFLOW_TRACKING_URI's
     argv = sys.argv[1:] if argv is None else argv
     model_uri = argv[0] if argv else "models:/breast-cancer-classifier@champion"
     info = check_model(model_uri)

@@ -17,36 +17,27 @@ Run it after `python register_model.py`:
 
 import argparse
 import json
-import os
 import sys
 import urllib.error
 import urllib.request
-from pathlib import Path
 
 import mlflow
 import pandas as pd
-from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
 import input_checks
 import server_errors
-from check_model import check_model
+import tutorial_store
 
-HERE = Path(__file__).resolve().parent
-ROWS = HERE / "data" / "sample_rows.csv"
-MODEL_NAME = "breast-cancer-classifier"
+ROWS = tutorial_store.REPO / "data" / "sample_rows.csv"
+MODEL_NAME = tutorial_store.MODEL_NAME
 
 
 def predict_locally(model_name: str, alias: str, rows: pd.DataFrame) -> list:
-    try:  # the alias, pinned to a version: the version checked is the version loaded
-        version = MlflowClient().get_model_version_by_alias(model_name, alias).version
-    except MlflowException as exc:
-        raise SystemExit(
-            f"error: cannot load models:/{model_name}@{alias} from {mlflow.get_tracking_uri()} "
-            f"({server_errors.first_line(exc)}); run `python register_model.py` first"
-        ) from None
-    model_uri = f"models:/{model_name}/{version}"
-    check_model(model_uri)  # its MLmodel only: one line, and nothing loaded, if not trusted
+    # The alias, pinned to a version and its MLmodel checked (tutorial_store.py, check_model.py):
+    # the version checked is the version loaded; one line, and nothing loaded, if not trusted.
+    version, _ = tutorial_store.checked_version(model_name, alias)
+    model_uri = f"models:/{model_name}/{version.version}"
     model = mlflow.pyfunc.load_model(model_uri)
     rows = fit_rows(rows, model.metadata.get_input_schema())
     try:
@@ -99,14 +90,17 @@ def fit_rows(rows: pd.DataFrame, schema) -> pd.DataFrame:
 def served_schema(model_name: str, alias: str):
     """The input schema of the version the alias names, from its MLmodel (nothing loaded); None
     where no store or champion can be read: the server then checks the rows alone."""
-    if "MLFLOW_TRACKING_URI" not in os.environ:
-        if not (HERE / "mlflow.db").exists():
-            return None  # MLflow would create an empty store to find nothing in it
-        mlflow.set_tracking_uri(f"sqlite:///{HERE / 'mlflow.db'}")
+    store = tutorial_store.store_uri()
+    if store is None:
+        return None  # MLflow would create an empty store to find nothing in it
+    mlflow.set_tracking_uri(store)
     try:
-        version = MlflowClient().get_model_version_by_alias(model_name, alias).version
-        return mlflow.models.get_model_info(f"models:/{model_name}/{version}").signature.inputs
-    except (MlflowException, AttributeError):
+        version = tutorial_store.version_of(model_name, alias)
+        if version is None:
+            return None
+        uri = f"models:/{model_name}/{version.version}"
+        return mlflow.models.get_model_info(uri).signature.inputs
+    except (MlflowException, AttributeError):  # AttributeError: a model with no signature
         return None
 
 
@@ -144,14 +138,9 @@ def main(argv=None):
         schema = served_schema(args.model_name, args.alias)
         predictions = predict_via_server(args.url, fit_rows(rows, schema) if schema else rows)
     else:
-        # The store the scripts wrote to: mlflow.db next to this file, unless
-        # MLFLOW_TRACKING_URI names another (a team server, say).
-        if "MLFLOW_TRACKING_URI" not in os.environ:
-            store = HERE / "mlflow.db"
-            if not store.exists():  # MLflow would create an empty one; say what is missing
-                raise SystemExit(f"error: no store at {store}; train and register first")
-            mlflow.set_tracking_uri(f"sqlite:///{store}")
-        server_errors.check_tracking_server()  # a server that is down: one line in seconds
+        # The store the scripts wrote to: mlflow.db at the repository root, unless
+        # MLFLOW_TRACKING_URI names another (a team server, say); one line if there is none.
+        tutorial_store.use_store()
         predictions = predict_locally(args.model_name, args.alias, rows)
     result = pd.DataFrame({"prediction": predictions})
     result.to_csv(args.output or sys.stdout, index=False)

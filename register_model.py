@@ -19,8 +19,9 @@ What you learn here, in the order the code does it:
     python register_model.py --run-name NAME --force   # past a refusal, recorded as forced
 
 Then open "Model registry" in the UI. It needs promotion_gate.py and check_model.py beside it
-(the gate, which checks each model before loading it), and registry_messages.py,
-input_checks.py and server_errors.py (one-line errors; not the lesson).
+(the gate, which checks each model before loading it), tutorial_store.py (which store, where the
+alias points), and registry_messages.py, input_checks.py and server_errors.py (one-line
+errors; not the lesson).
 """
 
 import argparse
@@ -35,37 +36,36 @@ import input_checks
 import promotion_gate
 import registry_messages
 import server_errors
+import tutorial_store
 
-HERE = Path(__file__).resolve().parent
 # The experiments train_rfc.py and train_ann.py log to, and the name the champion is served by.
 EXPERIMENTS = ["breast-cancer-random-forest", "breast-cancer-neural-network"]
-MODEL_NAME = "breast-cancer-classifier"
+MODEL_NAME = tutorial_store.MODEL_NAME
 # F1 balances missed tumours (recall) against false alarms (precision), where accuracy would
 # hide a model that never says "malignant".
 METRIC = "test_f1"
 # The gate's exam: rows held back from training (data/README.md says how).
-EVAL_DATA = HERE / "data" / "breast_cancer_eval.csv"
+EVAL_DATA = tutorial_store.REPO / "data" / "breast_cancer_eval.csv"
 TARGET = "diagnosis"
-POS_LABEL = "malignant"
 MIN_F1_GAIN = 0.01
 PROMOTION_EXPERIMENT = "breast-cancer-promotion"
-# MLflow's routine INFO lines (evaluate's progress, the "active model") would bury the verdict.
-# Its warnings still show; MLFLOW_LOGGING_LEVEL=INFO brings the rest back.
-logging.getLogger("mlflow").setLevel(os.environ.get("MLFLOW_LOGGING_LEVEL", "WARNING").upper())
 
 
 def main(argv=None):
     args = parse_args(argv)
-    own_rows = args.eval_data is not None  # the reader's own held-back rows, to be read
-    args.eval_data = args.eval_data or EVAL_DATA
-    # The store the training scripts wrote to, unless MLFLOW_TRACKING_URI names another.
-    if "MLFLOW_TRACKING_URI" not in os.environ:
-        mlflow.set_tracking_uri(f"sqlite:///{registry_messages.existing_store(HERE / 'mlflow.db')}")
-    server_errors.check_tracking_server()
+    # MLflow's routine INFO lines (evaluate's progress, the "active model") would bury the
+    # verdict. Its warnings still show; MLFLOW_LOGGING_LEVEL=INFO brings the rest back.
+    logging.getLogger("mlflow").setLevel(os.environ.get("MLFLOW_LOGGING_LEVEL", "WARNING").upper())
+    # The store the training scripts wrote to (mlflow.db at the repository root), unless
+    # MLFLOW_TRACKING_URI names another; one line if there is none.
+    tutorial_store.use_store(then="train first: python train_rfc.py")
     client = MlflowClient()
 
     if args.version:  # roll back (or forward): whoever rolls back has decided, so no gate
-        registry_messages.check_version_exists(client, args.model_name, args.version, args.alias)
+        if not tutorial_store.version_of(args.model_name, version=args.version):
+            registry_messages.stop(
+                f"model {args.model_name!r} has no version {args.version}", args.alias
+            )
         roll_back(client, args)
     elif args.run_id or args.run_name:
         promote(client, run_asked_for(args), args)
@@ -75,12 +75,10 @@ def main(argv=None):
         print_leaderboard(runs, args.metric, experiments)
         registered = version_of_run(client, args.model_name, runs[0].info.run_id)
         if registered:  # idempotent: the best run is already a version; the alias stays put
-            registry_messages.check_trained_on(runs[0], args)
+            promotion_gate.check_trained_on(runs[0], args.target, args.alias)
             print(f"The best run {runs[0].info.run_name!r} is already version {registered}.")
-            if own_rows:  # said, not skipped in silence: the rows are read and checked
-                registry_messages.nothing_to_compare(
-                    runs[0], args, model_of_run(runs[0], args.alias)
-                )
+            if args.eval_data:  # the reader's own rows: read and checked, not skipped in silence
+                check_own_rows(runs[0], args)
         else:
             promote(client, runs[0], args)
     print(f"Model URI: models:/{args.model_name}@{args.alias}")
@@ -151,22 +149,42 @@ def run_asked_for(args):
 
 def promote(client, run, args):
     """Through the gate (promotion_gate.py); if it says yes, register and move the alias."""
-    registry_messages.check_trained_on(run, args)
-    champion = alias_target(client, args.model_name, args.alias)
+    promotion_gate.check_trained_on(run, args.target, args.alias)
+    champion = tutorial_store.version_of(args.model_name, args.alias)
     if champion and champion.run_id == run.info.run_id:
         print(f"Run {run.info.run_name!r} is already the {args.alias!r}; nothing to decide.")
         return
     model_uri = f"models:/{model_of_run(run, args.alias).model_id}"
-    experiment_id = promotion_experiment(args.promotion_experiment)
-    verdict, reason, failures, decision = promotion_gate.decide(
-        run, model_uri, champion, args, experiment_id
+    decision = promotion_gate.decide(
+        run,
+        model_uri,
+        champion,
+        model_name=args.model_name,
+        eval_data=args.eval_data or EVAL_DATA,
+        target=args.target,
+        pos_label=args.pos_label,
+        min_f1_gain=args.min_f1_gain,
+        force=args.force,
+        experiment_id=tutorial_store.set_experiment(args.promotion_experiment),
+        alias=args.alias,
     )
-    if verdict == "promoted":
+    if decision.verdict == "promoted":
         version = version_of_run(client, args.model_name, run.info.run_id)
         version = version or register(client, run, model_uri, args)
-        client.set_tag(decision.info.run_id, "version", version)
+        client.set_tag(decision.run_id, "version", version)
         move_alias(client, args.model_name, args.alias, version)
-    registry_messages.report_verdict(verdict, reason, failures, run, decision, args, champion)
+    where = args.promotion_experiment
+    registry_messages.report_verdict(decision, run.info.run_name, args.alias, champion, where)
+
+
+def check_own_rows(run, args):
+    """The reader's --eval-data, read and checked against the run's model, with nothing to decide."""
+    info = mlflow.models.get_model_info(f"models:/{model_of_run(run, args.alias).model_id}")
+    models = {"challenger": info}
+    rows, _ = promotion_gate.read_eval_rows(
+        args.eval_data, args.target, args.pos_label, models, args.alias
+    )
+    registry_messages.nothing_to_compare(args.eval_data, rows, args.target)
 
 
 def model_of_run(run, alias):
@@ -200,9 +218,9 @@ def register(client, run, model_uri, args):
 
 def roll_back(client, args):
     """Point the alias at an existing version; a decision run records who, when and why."""
-    previous = alias_target(client, args.model_name, args.alias)
+    previous = tutorial_store.version_of(args.model_name, args.alias)
     against = f"version {previous.version}" if previous else "no champion"
-    experiment_id = promotion_experiment(args.promotion_experiment)
+    experiment_id = tutorial_store.set_experiment(args.promotion_experiment)
     name = f"rolled back: {against} -> version {args.version}"
     with mlflow.start_run(experiment_id=experiment_id, run_name=name):
         tags = {"verdict": "rolled back", "reason": args.reason, "forced": "false"}
@@ -217,79 +235,107 @@ def version_of_run(client, model_name, run_id):
     return min((v.version for v in versions), key=int, default=None)
 
 
-def alias_target(client, model_name, alias):
-    """The ModelVersion the alias points at, or None (no such model or alias yet)."""
-    try:
-        return client.get_model_version_by_alias(model_name, alias)
-    except mlflow.MlflowException:
-        return None
-
-
 def move_alias(client, model_name, alias, version):
-    previous = alias_target(client, model_name, alias)
+    previous = tutorial_store.version_of(model_name, alias)
     client.set_registered_model_alias(model_name, alias, version)
     registry_messages.say_alias_moved(alias, previous and previous.version, version)
 
 
-def promotion_experiment(name):
-    """Decisions go to an experiment of their own; in the tutorial's store, artifacts here.
-
-    Set as the active experiment too: the gate's evaluations, nested runs, go where it is.
-    """
-    local = mlflow.get_tracking_uri() == f"sqlite:///{HERE / 'mlflow.db'}"
-    if local and not mlflow.get_experiment_by_name(name):
-        mlflow.create_experiment(name, (HERE / "mlruns" / name).as_uri())
-    return mlflow.set_experiment(name).experiment_id
-
-
-# fmt: off
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(
         description="Register the best run's model and point an alias at it, or roll back.",
         epilog="Examples: python register_model.py --run-name mlp-strong-penalty; "
         "python register_model.py --version 1 (roll back)",
     )
-    add = parser.add_argument
-    add("--experiment-name", action="append", metavar="NAME",
-        help=f"experiment to rank; repeat for several (default: {' and '.join(EXPERIMENTS)})")
-    add("--metric", default=METRIC, help="metric that ranks the runs (default: %(default)s)")
-    add("--mode", choices=["max", "min"], default="max",
-        help="max if higher is better (scores), min if lower is (losses) (default: %(default)s)")
-    add("--model-name", default=MODEL_NAME, help="registered model (default: %(default)s)")
-    add("--alias", default="champion", help="alias to point at the version (default: %(default)s)")
-    which = parser.add_mutually_exclusive_group().add_argument
-    which("--run-id", metavar="ID", help="promote this run, through the gate")
-    which("--run-name", metavar="NAME",
-          help="promote the newest finished run of this name, through the gate")
-    which("--version", metavar="N",
-          help="roll back (or forward): point the alias at this existing version; no gate")
-    gate = parser.add_argument_group("promotion gate", "The best run, --run-id and --run-name "
-        "are scored with the champion on held-back rows; the alias moves only if the "
-        "challenger's F1 beats the champion's by --min-f1-gain and its recall is not lower.",
-    ).add_argument
-    gate("--eval-data", type=Path, metavar="PATH",
-         help="CSV of rows no model trained on (default: data/breast_cancer_eval.csv)")
-    gate("--target", default=TARGET, metavar="COLUMN",
-         help="the label column of --eval-data (default: %(default)s)")
-    gate("--pos-label", metavar="LABEL",
-         help=f"of two classes, the one whose recall must not fall (default: {POS_LABEL} if it "
-         "is a label, else the last in sort order); more classes: their mean recall")
-    gate("--min-f1-gain", type=float, default=MIN_F1_GAIN, metavar="X",
-         help="how much the challenger's F1 must beat the champion's by (default: %(default)s)")
-    gate("--force", action="store_true",
-         help="promote even if the gate refuses; the decision run records that it was forced")
-    gate("--promotion-experiment", metavar="NAME",
-         help=f"experiment that records each decision (default: {PROMOTION_EXPERIMENT}, or "
-         "<model name>-promotion for another --model-name)")
-    gate("--reason", default="rolled back by hand", metavar="TEXT",
-         help="with --version: why, recorded in its decision run (default: %(default)s)")
+    parser.add_argument(
+        "--experiment-name",
+        action="append",
+        metavar="NAME",
+        help=f"experiment to rank; repeat for several (default: {' and '.join(EXPERIMENTS)})",
+    )
+    parser.add_argument(
+        "--metric", default=METRIC, help="metric that ranks the runs (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--mode",
+        choices=["max", "min"],
+        default="max",
+        help="max if higher is better (scores), min if lower is (losses) (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--model-name", default=MODEL_NAME, help="registered model (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--alias", default="champion", help="alias to point at the version (default: %(default)s)"
+    )
+    # Which run, or which version: one of these at most.
+    which = parser.add_mutually_exclusive_group()
+    which.add_argument("--run-id", metavar="ID", help="promote this run, through the gate")
+    which.add_argument(
+        "--run-name",
+        metavar="NAME",
+        help="promote the newest finished run of this name, through the gate",
+    )
+    which.add_argument(
+        "--version",
+        metavar="N",
+        help="roll back (or forward): point the alias at this existing version; no gate",
+    )
+    gate = parser.add_argument_group(
+        "promotion gate",
+        "The best run, --run-id and --run-name are scored with the champion on held-back rows; "
+        "the alias moves only if the challenger's F1 beats the champion's by --min-f1-gain and "
+        "its recall is not lower.",
+    )
+    gate.add_argument(
+        "--eval-data",
+        type=Path,
+        metavar="PATH",
+        help="CSV of rows no model trained on (default: data/breast_cancer_eval.csv)",
+    )
+    gate.add_argument(
+        "--target",
+        default=TARGET,
+        metavar="COLUMN",
+        help="the label column of --eval-data (default: %(default)s)",
+    )
+    gate.add_argument(
+        "--pos-label",
+        metavar="LABEL",
+        help=f"of two classes, the one whose recall must not fall (default: "
+        f"{promotion_gate.POS_LABEL} if it is a label, else the last in sort order); more "
+        "classes: their mean recall",
+    )
+    gate.add_argument(
+        "--min-f1-gain",
+        type=float,
+        default=MIN_F1_GAIN,
+        metavar="X",
+        help="how much the challenger's F1 must beat the champion's by (default: %(default)s)",
+    )
+    gate.add_argument(
+        "--force",
+        action="store_true",
+        help="promote even if the gate refuses; the decision run records that it was forced",
+    )
+    gate.add_argument(
+        "--promotion-experiment",
+        metavar="NAME",
+        help=f"experiment that records each decision (default: {PROMOTION_EXPERIMENT}, or "
+        "<model name>-promotion for another --model-name)",
+    )
+    gate.add_argument(
+        "--reason",
+        default="rolled back by hand",
+        metavar="TEXT",
+        help="with --version: why, recorded in its decision run (default: %(default)s)",
+    )
     input_checks.strict(parser)  # ranges checked, and a bad flag printed as one line
     args = parser.parse_args(argv)
     # Your project's decisions go to your project's experiment, not the breast-cancer one.
     own = f"{args.model_name}-promotion" if args.model_name != MODEL_NAME else None
     args.promotion_experiment = args.promotion_experiment or own or PROMOTION_EXPERIMENT
     return args
-# fmt: on
 
 
 if __name__ == "__main__":

@@ -40,13 +40,6 @@ MODEL_NAME="${MODEL_NAME:-breast-cancer-classifier}"
 ALIAS="${ALIAS:-champion}"
 WORKERS="${WORKERS:-1}"
 VERSION="${VERSION:-}"
-if [ -z "${MLFLOW_TRACKING_URI:-}" ] && [ ! -f "$repo/mlflow.db" ]; then
-    # MLflow would create an empty store just to find nothing in it; say what is missing instead.
-    echo "error: no store at $repo/mlflow.db; train and register first: python train_rfc.py && python register_model.py" >&2
-    exit 1
-fi
-export MLFLOW_TRACKING_URI="${MLFLOW_TRACKING_URI:-sqlite:///$repo/mlflow.db}"
-
 # Use the mlflow of the active environment, else the one `make` installed into .venv.
 if ! command -v mlflow >/dev/null; then
     if [ -x "$repo/.venv/bin/mlflow" ]; then
@@ -58,35 +51,23 @@ if ! command -v mlflow >/dev/null; then
 fi
 python="$(dirname "$(command -v mlflow)")/python"
 
+# The store: mlflow.db at the repository root, unless MLFLOW_TRACKING_URI names another. Without
+# one, a line saying what to run first (MLflow would create an empty store to find nothing in).
+store="$("$python" "$repo/tutorial_store.py" store)" || exit 1
+export MLFLOW_TRACKING_URI="$store"
+
 # The alias, pinned to the version it points at now (or VERSION): the version checked is the
 # version served. check_model.py reads that version's MLmodel (YAML, no model loaded) and
 # refuses, in one line, a model that is not scikit-learn in skops format or asks to trust types
 # you have not listed.
-if ! version="$("$python" - "$repo" "$MODEL_NAME" "$ALIAS" "$VERSION" <<'PY'
-import sys
-from check_model import check_model
-from mlflow import MlflowClient, MlflowException, get_tracking_uri
-
-name, alias, version = sys.argv[2:]
-try:
-    if version:
-        version = MlflowClient().get_model_version(name, version).version
-    else:
-        version = MlflowClient().get_model_version_by_alias(name, alias).version
-except MlflowException:
-    where = f"models:/{name}/{version}" if version else f"models:/{name}@{alias}"
-    sys.exit(f"error: no {where} in {get_tracking_uri()}; run 'python register_model.py' first")
-check_model(f"models:/{name}/{version}")
-print(version)
-PY
-)"; then
+if ! version="$("$python" "$repo/tutorial_store.py" version \
+    --model-name "$MODEL_NAME" --alias "$ALIAS" --version "$VERSION")"; then
     exit 1
 fi
 model_uri="models:/$MODEL_NAME/$version"
 
 # A busy port would end in a long uvicorn traceback; say it in one line instead.
-if ! "$python" -c "import socket, sys; socket.create_server((sys.argv[1], int(sys.argv[2]))).close()" \
-    "$HOST" "$PORT" 2>/dev/null; then
+if ! "$python" "$repo/tutorial_store.py" port-free "$HOST" "$PORT"; then
     echo "error: port $PORT on $HOST is in use (another server?); choose one with PORT=..." >&2
     exit 1
 fi

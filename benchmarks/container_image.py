@@ -6,13 +6,11 @@ import contextlib
 import json
 import platform
 import re
-import sys
 import time
 
 from harness import MODEL_NAME, REPO, WRK_POST, Bench, free_port, group_memory, wrk_latency
 
-sys.path.append(str(REPO / "tests"))
-import docker_daemon  # noqa: E402
+from testbeds import docker_daemon  # the tests' throwaway Docker daemon
 
 SAMPLE = REPO / "data" / "sample_request.json"
 IMAGE = f"{MODEL_NAME}:v1"
@@ -90,7 +88,7 @@ def image_size(bench: Bench, image: str, env) -> float:
 
 @contextlib.contextmanager
 def docker(bench: Bench, base: str):
-    """A throwaway Docker daemon (tests/docker_daemon.py) with the tests' stand-in for the base:
+    """A throwaway Docker daemon (tests/testbeds/docker_daemon.py) with the tests' stand-in for the base:
     never yours, whose images (breast-cancer-classifier:v1, say) this part would replace."""
     if why := docker_daemon.missing():
         raise RuntimeError(f"cannot start a Docker daemon of its own here: {why}")

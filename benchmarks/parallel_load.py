@@ -2,17 +2,14 @@
 
 import contextlib
 import json
-import sys
 import time
 
 import mlflow
 import numpy as np
 from harness import PYTHON, REPO, Bench
 
-# The throwaway PostgreSQL cluster of the team-server tests (standard library only). tests/ is
-# not installed like the tutorial's modules; appended, it cannot shadow anything installed.
-sys.path.append(str(REPO / "tests"))
-from postgres_cluster import throwaway_postgres  # noqa: E402
+# The throwaway PostgreSQL cluster of the team-server tests (standard library only).
+from testbeds.postgres_cluster import throwaway_postgres
 
 
 def measure(bench: Bench):

@@ -44,38 +44,21 @@ ALIAS="${ALIAS:-champion}"
 VERSION="${VERSION:-}"
 BUILD_NETWORK="${BUILD_NETWORK:-host}"
 BUILD_FOLDER="${BUILD_FOLDER:-$repo/container/build}"
-if [ -z "${MLFLOW_TRACKING_URI:-}" ] && [ ! -f "$repo/mlflow.db" ]; then
-    echo "error: no store at $repo/mlflow.db; train and register first: python train_rfc.py && python register_model.py" >&2
-    exit 1
-fi
-export MLFLOW_TRACKING_URI="${MLFLOW_TRACKING_URI:-sqlite:///$repo/mlflow.db}"
 if ! command -v mlflow >/dev/null; then
     echo "error: mlflow not found; activate the virtual environment (source .venv/bin/activate)" >&2
     exit 1
 fi
 python="$(dirname "$(command -v mlflow)")/python"
+# The store (tutorial_store.py): mlflow.db at the repository root, unless MLFLOW_TRACKING_URI
+# names another; without one, a line saying what to run first.
+store="$("$python" "$repo/tutorial_store.py" store)" || exit 1
+export MLFLOW_TRACKING_URI="$store"
 
 # 1. The alias, pinned to the version it points at now (or VERSION), and that version checked:
 # its MLmodel only (YAML, nothing loaded). A model check_model.py does not trust is one line
 # here, and nothing is copied or built.
-if ! version="$("$python" - "$MODEL_NAME" "$ALIAS" "$VERSION" <<'PY'
-import sys
-from check_model import check_model
-from mlflow import MlflowClient, MlflowException, get_tracking_uri
-
-name, alias, version = sys.argv[1:]
-try:
-    if version:
-        version = MlflowClient().get_model_version(name, version).version
-    else:
-        version = MlflowClient().get_model_version_by_alias(name, alias).version
-except MlflowException:
-    where = f"models:/{name}/{version}" if version else f"models:/{name}@{alias}"
-    sys.exit(f"error: no {where} in {get_tracking_uri()}; run 'python register_model.py' first")
-check_model(f"models:/{name}/{version}")
-print(version)
-PY
-)"; then
+if ! version="$("$python" "$repo/tutorial_store.py" version \
+    --model-name "$MODEL_NAME" --alias "$ALIAS" --version "$VERSION")"; then
     exit 1
 fi
 image="$MODEL_NAME:v$version"

@@ -43,32 +43,20 @@ MODEL_NAME="${MODEL_NAME:-breast-cancer-classifier}"
 ALIAS="${ALIAS:-champion}"
 VERSION="${VERSION:-}"
 TIMEOUT="${MLFLOW_SCORING_SERVER_REQUEST_TIMEOUT:-60}"
-if [ -z "${MLFLOW_TRACKING_URI:-}" ] && [ ! -f "$repo/mlflow.db" ]; then
-    echo "error: no store at $repo/mlflow.db; train and register first: python train_rfc.py && python register_model.py" >&2
-    exit 1
-fi
-export MLFLOW_TRACKING_URI="${MLFLOW_TRACKING_URI:-sqlite:///$repo/mlflow.db}"
 if ! command -v mlflow >/dev/null; then
     echo "error: mlflow not found; activate the virtual environment (source .venv/bin/activate)" >&2
     exit 1
 fi
 python="$(dirname "$(command -v mlflow)")/python"
+# The store (tutorial_store.py): mlflow.db at the repository root, unless MLFLOW_TRACKING_URI
+# names another; without one, a line saying what to run first.
+store="$("$python" "$repo/tutorial_store.py" store)" || exit 1
+export MLFLOW_TRACKING_URI="$store"
 
-# The version the alias points at now (or VERSION). Its image was checked when it was built.
-if [ -z "$VERSION" ]; then
-    if ! VERSION="$("$python" - "$MODEL_NAME" "$ALIAS" <<'PY'
-import sys
-from mlflow import MlflowClient, MlflowException, get_tracking_uri
-
-name, alias = sys.argv[1:]
-try:
-    print(MlflowClient().get_model_version_by_alias(name, alias).version)
-except MlflowException:
-    sys.exit(f"error: no models:/{name}@{alias} in {get_tracking_uri()}; run 'python register_model.py' first")
-PY
-)"; then
-        exit 1
-    fi
+# The version the alias points at now (or VERSION), checked as build_image.sh checked it.
+if ! VERSION="$("$python" "$repo/tutorial_store.py" version \
+    --model-name "$MODEL_NAME" --alias "$ALIAS" --version "$VERSION")"; then
+    exit 1
 fi
 image="$MODEL_NAME:v$VERSION"
 
@@ -87,8 +75,7 @@ if ! docker image inspect "$image" >/dev/null 2>&1; then
 fi
 # With the host's network the container's server binds this machine's port: a busy one would
 # end in uvicorn's traceback inside the container; say it in one line instead.
-if ! "$python" -c "import socket, sys; socket.create_server(('127.0.0.1', int(sys.argv[1]))).close()" \
-    "$PORT" 2>/dev/null; then
+if ! "$python" "$repo/tutorial_store.py" port-free 127.0.0.1 "$PORT"; then
     echo "error: port $PORT on 127.0.0.1 is in use (another server?); choose one with PORT=..." >&2
     exit 1
 fi

@@ -7,7 +7,7 @@ checks the drifted batch again. Then it starts `mlflow ui` on a free port of 127
 headless Chromium to the experiment "breast-cancer-monitoring", in the chart view, with the
 charts whose names hold "share": the history of the checks the page describes.
 
-It borrows the browser and UI plumbing of docs/capture_screenshots.py (the README's pictures),
+It borrows the browser and UI plumbing of tests/testbeds/ui_tour.py (the README's pictures),
 so both take their pictures the same way. Run it from the repository (a minute or two):
 
     apt-get install chromium                          # once, as root
@@ -15,22 +15,18 @@ so both take their pictures the same way. Run it from the repository (a minute o
     .venv/bin/python monitoring/capture_screenshot.py
 """
 
-import importlib.util
 import shlex
 import sys
 import tempfile
 from pathlib import Path
+
+from testbeds import ui_tour as capture  # the README's pictures' browser and UI plumbing
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 IMAGE = HERE / "images" / "ui-drift-over-time.png"
 EXPERIMENT = "breast-cancer-monitoring"
 DRIFT_EXIT = 3
-
-# docs/capture_screenshots.py is a script, not an installed module: load it from its file.
-spec = importlib.util.spec_from_file_location("capture", REPO / "docs" / "capture_screenshots.py")
-capture = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(capture)
 
 
 def page_commands(workdir: Path) -> list:

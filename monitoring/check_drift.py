@@ -29,16 +29,16 @@ import mlflow
 import pandas as pd
 from evidently import DataDefinition, Dataset, Report
 from evidently.presets import DataDriftPreset
-from mlflow import MlflowClient
 from mlflow.data.sources import LocalArtifactDatasetSource
 from mlflow.exceptions import MlflowException
 
 import input_checks
 import server_errors
+import tutorial_store
 from predict import fit_rows
 
 REPO = Path(__file__).resolve().parents[1]
-MODEL_NAME = "breast-cancer-classifier"
+MODEL_NAME = tutorial_store.MODEL_NAME
 EXPERIMENT = "breast-cancer-monitoring"
 STEADY_BATCH = REPO / "data" / "later_steady.csv"
 # Kolmogorov-Smirnov for every numeric feature, chi-squared for every category (text or
@@ -54,21 +54,15 @@ CATEGORY_DRIFT_METHOD = "chisquare"
 DRIFT_SHARE = 0.2
 # Not 1 (an error) or 2 (a bad flag): a scheduler can tell "retrain" from "fix the job".
 DRIFT_EXIT = 3
-# MLflow's routine INFO lines would bury the verdict; MLFLOW_LOGGING_LEVEL=INFO brings them back.
-logging.getLogger("mlflow").setLevel(os.environ.get("MLFLOW_LOGGING_LEVEL", "WARNING").upper())
 
 
 def main(argv=None):
     args = parse_args(argv)
+    # MLflow's routine INFO lines would bury the verdict; MLFLOW_LOGGING_LEVEL=INFO brings them back.
+    logging.getLogger("mlflow").setLevel(os.environ.get("MLFLOW_LOGGING_LEVEL", "WARNING").upper())
     # The store the other scripts use: mlflow.db at the repository root, its artifacts in
     # mlruns/ beside it, unless MLFLOW_TRACKING_URI names another (a team server, say).
-    artifacts = None
-    if "MLFLOW_TRACKING_URI" not in os.environ:
-        store, artifacts = REPO / "mlflow.db", REPO / "mlruns"
-        if not store.exists():  # MLflow would create an empty one; say what is missing
-            raise SystemExit(f"error: no store at {store}; train and register first")
-        mlflow.set_tracking_uri(f"sqlite:///{store}")
-    server_errors.check_tracking_server()  # a server that is down: one line in seconds
+    tutorial_store.use_store(REPO)
 
     # Every input is read and checked before the check's run starts: a bad one is one line,
     # and no run is left behind half-logged.
@@ -118,7 +112,8 @@ def main(argv=None):
         source=LocalArtifactDatasetSource(str(args.data.resolve())),
         name=args.data.stem,
     )
-    experiment_id = monitoring_experiment(args.experiment_name, artifacts)
+    # Its own experiment; in the tutorial's store, its artifacts in mlruns/ at the root.
+    experiment_id = tutorial_store.set_experiment(args.experiment_name, REPO)
     run_name = f"{verdict}: {args.data.name} vs version {version.version}"
     with mlflow.start_run(experiment_id=experiment_id, run_name=run_name) as check:
         # Batched: against a tracking server every call is one HTTP request.
@@ -153,13 +148,7 @@ def champion_and_its_training_data(model_name: str, alias: str):
     with `mlflow.log_input(..., context="training")` and the source it was read from. Nothing
     here is a path written down twice: retrain on other rows, and the next check follows.
     """
-    try:
-        version = MlflowClient().get_model_version_by_alias(model_name, alias)
-    except MlflowException as exc:
-        raise SystemExit(
-            f"error: no models:/{model_name}@{alias} in {mlflow.get_tracking_uri()} "
-            f"({server_errors.first_line(exc)}); run `python register_model.py` first"
-        ) from None
+    version = tutorial_store.registered_version(model_name, alias)  # or one line if none
     champion = f"models:/{model_name}@{alias} (version {version.version})"
     run = mlflow.get_run(version.run_id) if version.run_id else None
     inputs = run.inputs.dataset_inputs if run else []
@@ -297,14 +286,6 @@ def exit_with_verdict(drift, features: int, drift_share: float) -> None:
         file=sys.stderr,
     )
     sys.exit(DRIFT_EXIT)
-
-
-def monitoring_experiment(name: str, artifacts: Path | None) -> str:
-    """Checks go to an experiment of their own; in the tutorial's store, artifacts in mlruns/
-    (else MLflow would put them in ./mlruns of whatever folder the check runs from)."""
-    if artifacts and not mlflow.get_experiment_by_name(name):
-        return mlflow.create_experiment(name, (artifacts / name).as_uri())
-    return mlflow.set_experiment(name).experiment_id
 
 
 # --- The command line -----------------------------------------------------------------------

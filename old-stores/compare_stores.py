@@ -126,7 +126,7 @@ def counts(items: dict) -> Counter:
     """What a reader counts: experiments, runs by status and lifecycle, params, tags, points..."""
     tally = Counter()
     for key, value in items.items():
-        what, _, field = key.partition(": ")
+        what, field = split_key(key)
         kind = field.split(" ")[0]
         if what.startswith("experiment") and kind == "lifecycle_stage":
             tally["experiments"] += 1
@@ -151,6 +151,23 @@ def counts(items: dict) -> Counter:
         elif what.startswith("registered model") and kind == "alias":
             tally["aliases"] += 1
     return tally
+
+
+# The first word of every field a snapshot key can end in.
+KINDS = {*EXPERIMENT_FIELDS, *RUN_FIELDS, *MODEL_FIELDS, *VERSION_FIELDS}
+KINDS |= {"experiment", "param", "tag", "metric", "artifact", "alias"}
+
+
+def split_key(key: str) -> tuple[str, str]:
+    """'run <id> (<name>): status' -> ('run <id> (<name>)', 'status'). A name may hold ': '
+    itself (the gate's decision runs are named 'promoted: ...'), so the key is split at the
+    first ': ' that a known field follows."""
+    start = 0
+    while (at := key.find(": ", start)) != -1:
+        if key[at + 2 :].split(" ")[0] in KINDS:
+            return key[:at], key[at + 2 :]
+        start = at + 2
+    return key, ""
 
 
 def read_store(store: str) -> dict:

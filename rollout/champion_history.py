@@ -17,21 +17,16 @@ so when the alias points somewhere the last decision did not leave it.
 """
 
 import argparse
-import os
 from datetime import UTC, datetime
 from pathlib import Path
 
 import mlflow
-from mlflow import MlflowClient
-from mlflow.exceptions import MlflowException
 
-try:  # one-line errors for MLflow's own exceptions; this file runs without it
-    import server_errors
-except ModuleNotFoundError:
-    server_errors = None
+import server_errors
+import tutorial_store
 
-HERE = Path(__file__).resolve().parent
-MODEL_NAME = "breast-cancer-classifier"
+REPO = Path(__file__).resolve().parents[1]
+MODEL_NAME = tutorial_store.MODEL_NAME
 PROMOTION_EXPERIMENT = "breast-cancer-promotion"
 
 
@@ -54,14 +49,7 @@ def when(milliseconds):
 
 def main(argv=None):
     args = parse_args(argv)
-    if "MLFLOW_TRACKING_URI" not in os.environ:
-        store = HERE.parent / "mlflow.db"
-        if not store.exists():
-            raise SystemExit(f"error: no store at {store}; train and register first")
-        mlflow.set_tracking_uri(f"sqlite:///{store}")
-    elif server_errors:  # a tracking server: a dead one fails in seconds, not minutes
-        server_errors.check_tracking_server()
-    client = MlflowClient()
+    tutorial_store.use_store(REPO)  # mlflow.db at the repository root, or MLFLOW_TRACKING_URI's
     runs = decisions(args.model_name)
     if not runs:
         raise SystemExit(
@@ -83,10 +71,9 @@ def main(argv=None):
             f"{tags.get('challenger')} vs {tags.get('champion')}; {tags.get('reason')}"
         )
 
-    try:
-        now = client.get_model_version_by_alias(args.model_name, args.alias)
-    except MlflowException:
-        raise SystemExit(f"error: {args.model_name} has no alias {args.alias!r}") from None
+    now = tutorial_store.version_of(args.model_name, args.alias)
+    if now is None:
+        raise SystemExit(f"error: {args.model_name} has no alias {args.alias!r}")
     source = now.tags.get("source_run_name", "?")
     print(
         f"Now: {args.alias} -> version {now.version} (run {source!r}, registered "
@@ -140,7 +127,4 @@ def parse_args(argv=None):
 
 
 if __name__ == "__main__":
-    if server_errors:
-        server_errors.exit_on_error(main)
-    else:
-        main()
+    server_errors.exit_on_error(main)

@@ -14,10 +14,11 @@ Nothing here knows about models, slots or HAProxy's config; rollout.py does.
 import contextlib
 import os
 import signal
-import socket
 import subprocess
 import time
 from pathlib import Path
+
+import tutorial_store
 
 
 def start_group(folder, name, command, env):
@@ -91,12 +92,10 @@ def live_processes():
 
 def port_must_be_free(host, port, what, flag):
     """Exit with one line if `port` is taken: `what` uses it, `flag` chooses another."""
-    try:
-        socket.create_server((host, port)).close()
-    except OSError:
+    if not tutorial_store.port_is_free(host, port):
         raise SystemExit(
             f"error: port {port} on {host} ({what}) is in use; choose another with {flag}"
-        ) from None
+        )
 
 
 def last_line(output):

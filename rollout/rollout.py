@@ -44,16 +44,15 @@ from pathlib import Path
 
 import mlflow
 import pandas as pd
-from mlflow import MlflowClient
-from mlflow.exceptions import MlflowException
 
 import processes
 import server_errors
+import tutorial_store
 from check_model import check_model
 
 HERE = Path(__file__).resolve().parent
 REPO = Path(__file__).resolve().parents[1]  # the repository: data/, mlflow.db, serve_model.sh
-MODEL_NAME = "breast-cancer-classifier"
+MODEL_NAME = tutorial_store.MODEL_NAME
 # The known request: a slot must answer it exactly as the same version does in this process.
 SAMPLE_REQUEST = REPO / "data" / "sample_request.json"
 SLOTS = ("blue", "green")
@@ -80,15 +79,9 @@ def main(argv=None):
             f"error: haproxy not found{f' at {haproxy}' if haproxy else ''}; install it "
             "(Debian, Ubuntu: sudo apt-get install haproxy; macOS: brew install haproxy)"
         )
-    # The store the other scripts use: mlflow.db next to this file, unless
-    # MLFLOW_TRACKING_URI names another (a team server, say).
-    if "MLFLOW_TRACKING_URI" not in os.environ:
-        store = REPO / "mlflow.db"
-        if not store.exists():
-            raise SystemExit(f"error: no store at {store}; train and register first")
-        mlflow.set_tracking_uri(f"sqlite:///{store}")
-    else:
-        server_errors.check_tracking_server()
+    # The store the other scripts use: mlflow.db at the repository root, unless
+    # MLFLOW_TRACKING_URI names another (a team server, say); one line if there is none.
+    tutorial_store.use_store(REPO)
 
     # One rollout at a time: the webhook receiver may be asked twice in a row.
     with open(folder / "rollout.lock", "w") as lock:
@@ -99,15 +92,7 @@ def main(argv=None):
 def roll_out(args, folder, haproxy):
     started = time.monotonic()
     # 1. The registry says which version the alias points at; the idle slot will serve it.
-    try:
-        version = str(
-            MlflowClient().get_model_version_by_alias(args.model_name, args.alias).version
-        )
-    except MlflowException:
-        raise SystemExit(
-            f"error: no models:/{args.model_name}@{args.alias} in {mlflow.get_tracking_uri()}; "
-            "run 'python register_model.py' first"
-        ) from None
+    version = str(tutorial_store.registered_version(args.model_name, args.alias).version)
     live = live_slot(folder)
     if live and live["version"] == version:
         print(f"Version {version} ({args.alias}) is already live on the {live['slot']} slot.")

@@ -24,15 +24,13 @@ import sys
 from pathlib import Path
 
 import mlflow
-from mlflow import MlflowClient
-from mlflow.exceptions import MlflowException
 from pyspark.errors import PySparkException
 from pyspark.sql import SparkSession
 from pyspark.sql.functions import coalesce, col, struct, when
 
 import input_checks
 import server_errors
-from check_model import check_model
+import tutorial_store
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_ROWS = HERE.parent / "data" / "sample_rows.csv"
@@ -108,15 +106,8 @@ def start_spark(master: str) -> SparkSession:
 def checked_model(model_name: str, alias: str) -> tuple[str, dict[str, str]]:
     """The alias pinned to its version, checked before anything loads it; and its columns, each
     with its Spark type ("double", "string" or "boolean")."""
-    try:
-        version = MlflowClient().get_model_version_by_alias(model_name, alias).version
-    except MlflowException as exc:
-        raise SystemExit(
-            f"error: cannot load models:/{model_name}@{alias} from {mlflow.get_tracking_uri()} "
-            f"({server_errors.first_line(exc)}); run `python register_model.py` first"
-        ) from None
-    model_uri = f"models:/{model_name}/{version}"
-    info = check_model(model_uri)  # its MLmodel only: one line, and nothing loaded, if untrusted
+    version, info = tutorial_store.checked_version(model_name, alias)  # MLmodel only, checked
+    model_uri = f"models:/{model_name}/{version.version}"
     inputs = info.signature.inputs
     spark_types = {"double": "double", "float": "double", "boolean": "boolean"}
     return model_uri, {
@@ -135,15 +126,9 @@ def drop_local_env_notice(record: logging.LogRecord) -> bool:
 
 def main(argv=None):
     args = parse_args(argv)
-    # The store the other scripts use: mlflow.db next to this file, unless MLFLOW_TRACKING_URI
-    # names another (a team server, say).
-    if "MLFLOW_TRACKING_URI" not in os.environ:
-        store = HERE.parent / "mlflow.db"
-        if not store.exists():
-            raise SystemExit(f"error: no store at {store}; train and register first")
-        mlflow.set_tracking_uri(f"sqlite:///{store}")
-    else:  # a tracking server: a dead one fails in seconds, not minutes
-        server_errors.check_tracking_server()
+    # The store the other scripts use: mlflow.db at the repository root, unless
+    # MLFLOW_TRACKING_URI names another (a team server, say); one line if there is none.
+    tutorial_store.use_store(HERE.parent)
     model_uri, features = checked_model(args.model_name, args.alias)
 
     logging.getLogger("mlflow.pyfunc").addFilter(drop_local_env_notice)

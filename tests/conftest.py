@@ -282,8 +282,8 @@ def python_without_the_tutorial(tmp_path_factory) -> str:
 @pytest.fixture(scope="session")
 def docker(tmp_path_factory):
     """A Docker daemon of this session's own, with a stand-in for python:<this Python>-slim
-    (tests/docker_daemon.py): for the container room. Its DOCKER_HOST is `docker.host`."""
-    import docker_daemon
+    (tests/testbeds/docker_daemon.py): for the container room. Its DOCKER_HOST is `docker.host`."""
+    from testbeds import docker_daemon
 
     if why := docker_daemon.missing():
         pytest.skip(why)
@@ -418,6 +418,9 @@ def pytest_configure(config):
         "markers", "quick_only: in the subset only; the full suite covers it another way"
     )
     config.addinivalue_line("markers", "room: a topic room's test (make test-rooms)")
+    config.addinivalue_line(
+        "markers", "unit: a pure function's test, in tests/unit/ (make test-unit)"
+    )
     for room in ROOMS:
         config.addinivalue_line("markers", f"{room}: the {room} room's tests (make test-<room>)")
 
@@ -436,6 +439,8 @@ def pytest_collection_modifyitems(config, items):
         config.hook.pytest_deselected(items=[item for item in items if item not in keep])
         items[:] = keep
     for item in items:
+        if item.path.parent.name == "unit":
+            item.add_marker(pytest.mark.unit)  # make test-unit; make test runs them first
         where = item.nodeid.split("/")[-1]
         for room, prefixes in ROOMS.items():
             if any(where.startswith(prefix) for prefix in prefixes):

@@ -422,3 +422,27 @@ def test_the_ui_shows_the_migrated_runs_and_their_figures(old_project, tmp_path,
     ]
     assert [a["alias"] for a in model["aliases"]] == ["champion"]
     assert_clean(subprocess.CompletedProcess([], 0, (tmp_path / "ui.log").read_text(), ""))
+
+
+def test_compare_stores_counts_runs_whose_names_hold_a_colon(tmp_path):
+    """The gate's decision runs are named 'promoted: ...': each is one run, not a new kind."""
+    snapshot = {
+        "experiment promotion: lifecycle_stage": "active",
+        "run a1 (rf-default): status": "FINISHED",
+        "run a1 (rf-default): lifecycle_stage": "active",
+        "run b2 (promoted: rf-default, the first champion): status": "FINISHED",
+        "run b2 (promoted: rf-default, the first champion): lifecycle_stage": "active",
+        "run b2 (promoted: rf-default, the first champion): tag verdict": "promoted",
+        "run c3 (refused: mlp vs version 1): status": "FINISHED",
+        "run c3 (refused: mlp vs version 1): metric challenger_f1_score": [[0, 1, 0.9]],
+    }
+    saved = tmp_path / "snapshot.json"
+    saved.write_text(json.dumps(snapshot))
+    script = REPO / "old-stores" / "compare_stores.py"
+    result = subprocess.run(
+        [PYTHON, str(script), str(saved), str(saved)], capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
+    table = [" ".join(line.split()) for line in result.stdout.splitlines()]
+    assert "runs 3 3" in table, result.stdout
+    assert "runs FINISHED 3 3" in table and "run tags 1 1" in table and "experiments 1 1" in table

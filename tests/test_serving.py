@@ -104,7 +104,7 @@ def test_predict_and_serve_without_a_champion_say_so_in_one_line(store):
     result = store.run("predict.py", check=False)
     assert result.returncode == 1
     (line,) = result.stderr.strip().splitlines()
-    assert line.startswith(f"error: cannot load {MODEL_URI}")
+    assert line == f"error: no {MODEL_URI} in {store.uri}; run 'python register_model.py' first"
 
     served = run_command([str(REPO / "serve_model.sh")], env=store.env, cwd=REPO, check=False)
     assert served.returncode == 1
@@ -163,7 +163,8 @@ def test_predict_and_serve_on_a_folder_without_a_store_say_so_and_create_nothing
     """Without MLFLOW_TRACKING_URI, the store is mlflow.db beside the scripts: absent, it stays so."""
     folder = tmp_path / "no store yet"
     folder.mkdir()
-    scripts = "predict.py check_model.py input_checks.py server_errors.py serve_model.sh".split()
+    scripts = "predict.py check_model.py input_checks.py server_errors.py tutorial_store.py"
+    scripts = f"{scripts} serve_model.sh".split()
     for name in scripts:
         shutil.copy2(REPO / name, folder / name)
     (folder / "data").mkdir()

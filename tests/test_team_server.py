@@ -23,7 +23,6 @@ from pathlib import Path
 import mlflow
 import pandas as pd
 import pytest
-from postgres_cluster import PG_BIN, throwaway_postgres
 
 from conftest import (
     DATA,
@@ -37,6 +36,7 @@ from conftest import (
     stop_process_group,
     wait_for_http,
 )
+from testbeds.postgres_cluster import PG_BIN, throwaway_postgres
 
 MODEL_NAME = "breast-cancer-classifier"
 # uvicorn's access log: one line per request, e.g.
@@ -252,7 +252,8 @@ def laptop_copy(tmp_path: Path) -> Path:
     laptop = tmp_path / "laptop"
     (laptop / "data").mkdir(parents=True)
     scripts = "train_rfc.py register_model.py promotion_gate.py check_model.py predict.py".split()
-    helpers = "input_checks.py registry_messages.py server_errors.py offline.py".split()
+    helpers = "input_checks.py registry_messages.py server_errors.py offline.py tutorial_store.py"
+    helpers = helpers.split()
     for name in [*scripts, *helpers]:
         shutil.copy(REPO / name, laptop)
     for name in ["breast_cancer_train.csv", "breast_cancer_eval.csv"]:

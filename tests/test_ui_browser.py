@@ -1,18 +1,17 @@
 """MLflow's UI in a real browser: what the README's screenshots show is there after a demo.
 
 The pages are walked with the same functions that take the screenshots
-(docs/capture_screenshots.py), in headless Chromium: Debian's /usr/bin/chromium driven by
+(tests/testbeds/ui_tour.py), in headless Chromium: Debian's /usr/bin/chromium driven by
 Playwright (requirements/browser.txt).
 """
 
 from __future__ import annotations
 
-import importlib.util
 import shutil
 
 import pytest
 
-from conftest import REPO, free_port, wait_for_http
+from conftest import free_port, wait_for_http
 
 CHROMIUM = "/usr/bin/chromium"
 if not shutil.which(CHROMIUM):
@@ -21,23 +20,13 @@ expect = pytest.importorskip(
     "playwright.sync_api", reason="playwright missing: pip install -r requirements/browser.txt"
 ).expect
 
-
-def load_tour():
-    """docs/ is no package: load the screenshot script as a module to reuse its page walks."""
-    path = REPO / "docs" / "capture_screenshots.py"
-    spec = importlib.util.spec_from_file_location("capture_screenshots", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-tour = load_tour()
+from testbeds import ui_tour as tour  # noqa: E402  (after the skips: it imports playwright)
 
 
 @pytest.fixture
 def ui_url(trained_store, start_process):
     """`mlflow ui` on a free loopback port, reading the session's trained store (two forests,
-    one network) with a registered champion, then a two-trial search. (docs/capture_screenshots.py
+    one network) with a registered champion, then a two-trial search. (tests/testbeds/ui_tour.py
     walks the run comparison too.)"""
     port = free_port()
     store = trained_store

@@ -17,7 +17,6 @@ import time
 from pathlib import Path
 
 import pytest
-from postgres_cluster import PG_BIN, throwaway_postgres
 from test_old_stores import make_venv
 
 from conftest import (
@@ -31,6 +30,7 @@ from conftest import (
     shared_folder,
     wait_for_http,
 )
+from testbeds.postgres_cluster import PG_BIN, throwaway_postgres
 
 pytestmark = pytest.mark.old_stores
 OLD_VERSION = "3.10.1"  # requirements/mlflow3-older.txt

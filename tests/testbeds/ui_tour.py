@@ -15,7 +15,7 @@ Run it from the repository (a minute or two):
 
     apt-get install chromium                          # once, as root
     .venv/bin/python -m pip install -r requirements/browser.txt
-    .venv/bin/python docs/capture_screenshots.py
+    .venv/bin/python -m testbeds.ui_tour          # make screenshots
 
 tests/test_ui_browser.py walks the same pages with the functions below (all but the run
 comparison, which needs a second forest and so a slower demo), so a UI change that breaks these
@@ -46,7 +46,7 @@ from pathlib import Path
 from PIL import Image
 from playwright.sync_api import Page, expect, sync_playwright
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 CHROMIUM = Path("/usr/bin/chromium")
 IMAGES = REPO / "docs" / "images"
 
