@@ -167,6 +167,8 @@ def main(argv=None):
     print_summary(run, args.experiment_name, metrics)
 
 
+# A meant copy: train_ann.py and tune_rfc.py hold the same function, so that each script runs
+# copied alone (tests/unit/test_meant_copies.py keeps them equal).
 def held_out_scores(y_true, y_pred, y_proba, classes) -> dict[str, float]:
     """Accuracy, precision, recall, F1 and ROC AUC on the held-out rows.
 
@@ -188,6 +190,8 @@ def held_out_scores(y_true, y_pred, y_proba, classes) -> dict[str, float]:
     }
 
 
+# A meant copy: train_ann.py and tune_rfc.py hold the same function, so that each script runs
+# copied alone (tests/unit/test_meant_copies.py keeps them equal).
 def confusion_matrix_figure(y_true, y_pred, classes, title: str) -> Figure:
     """Rows are the truth, columns the prediction: the off-diagonal cells are the mistakes."""
     # A bare Figure, not pyplot: nothing global to close, and no display needed.
@@ -207,6 +211,8 @@ def confusion_matrix_figure(y_true, y_pred, classes, title: str) -> Figure:
     return figure
 
 
+# A meant copy: train_ann.py hold the same function, so that each script runs
+# copied alone (tests/unit/test_meant_copies.py keeps them equal).
 def print_summary(run, experiment_name, metrics) -> None:
     """The scores, the store, and where to look at the run."""
     store = mlflow.get_tracking_uri()

@@ -178,6 +178,8 @@ def main(argv=None):
         print(f"  {name:<15}{value:.4f}")
 
 
+# A meant copy: train_rfc.py and train_ann.py hold the same function, so that each script runs
+# copied alone (tests/unit/test_meant_copies.py keeps them equal).
 def held_out_scores(y_true, y_pred, y_proba, classes) -> dict[str, float]:
     """The same five scores as train_rfc.py, so that the search's result ranks beside its runs."""
     if len(classes) == 2:
@@ -195,6 +197,8 @@ def held_out_scores(y_true, y_pred, y_proba, classes) -> dict[str, float]:
     }
 
 
+# A meant copy: train_rfc.py and train_ann.py hold the same function, so that each script runs
+# copied alone (tests/unit/test_meant_copies.py keeps them equal).
 def confusion_matrix_figure(y_true, y_pred, classes, title: str) -> Figure:
     figure = Figure(figsize=(5, 4), layout="constrained")
     axes = figure.subplots()
