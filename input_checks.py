@@ -141,13 +141,6 @@ def column_problems(values: pd.Series, spelled: pd.Series, kept: bool) -> list[s
         return [f"column {name!r} is empty in every row: leave it out with --drop {quote(name)}"]
     numeric = pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values)
     whole = pd.api.types.is_integer_dtype(values) and not pd.api.types.is_bool_dtype(values)
-    # A different value in every row is an ID, not a property: it predicts nothing on new rows.
-    if (whole or not numeric) and not kept and rows >= 20 and values.nunique() == rows:
-        return [
-            f"column {name!r} looks like an ID (a different value in each of its {rows} rows, "
-            f"e.g. {spelled.iloc[0]!r}): leave it out with --drop {quote(name)}, or keep it as a "
-            f"feature with --keep {quote(name)}"
-        ]
     if not numeric and not pd.api.types.is_bool_dtype(values):
         # Mostly numbers with some text: a typo or a placeholder ('unknown', 'n/a'), which
         # would turn the whole column into categories.
@@ -159,6 +152,13 @@ def column_problems(values: pd.Series, spelled: pd.Series, kept: bool) -> list[s
                 f"column {name!r} holds numbers and text ({spelled[text].iloc[0]!r} on line "
                 f"{first_line_of(text)}): correct those cells, or empty them to mark a missing value"
             ]
+    # A different value in every row is an ID, not a property: it predicts nothing on new rows.
+    if (whole or not numeric) and not kept and rows >= 20 and values.nunique() == rows:
+        return [
+            f"column {name!r} looks like an ID (a different value in each of its {rows} rows, "
+            f"e.g. {spelled.iloc[0]!r}): leave it out with --drop {quote(name)}, or keep it as a "
+            f"feature with --keep {quote(name)}"
+        ]
     return []
 
 

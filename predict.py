@@ -83,8 +83,18 @@ def fit_rows(rows: pd.DataFrame, schema) -> pd.DataFrame:
             rows[name] = rows[name].where(rows[name].notna(), None)
         elif kind == "string":
             rows[name] = rows[name].astype(object).where(rows[name].notna(), None)
-            rows[name] = rows[name].map(lambda value: value if value is None else str(value))
+            rows[name] = rows[name].map(as_text)
     return rows
+
+
+def as_text(value):
+    """A cell of a text column as text: 75001, or 75001.0 where pandas read a column of numbers
+    with empty cells as floats, is '75001'; an empty cell stays None."""
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
 
 
 def served_schema(model_name: str, alias: str):

@@ -25,10 +25,10 @@ def raw(rows: int = 40) -> pd.DataFrame:
     return pd.DataFrame(
         {
             "size": np.linspace(1, 2, rows),
-            "city": ["Paris", "Rome", None, "Oslo"] * (rows // 4),  # text with empty cells
-            "member": [True, False] * (rows // 2),
-            "visits": [1, 2, 3, 4, 5] * (rows // 5),  # whole numbers, not distinct
-            "label": ["yes", "no"] * (rows // 2),
+            "city": np.resize(["Paris", "Rome", None, "Oslo"], rows),  # text with empty cells
+            "member": np.resize([True, False], rows),
+            "visits": np.resize([1, 2, 3, 4, 5], rows),  # whole numbers, not distinct
+            "label": np.resize(["yes", "no"], rows),
         }
     )
 
@@ -58,7 +58,7 @@ def test_a_name_with_a_space_is_quoted_for_the_shell(tmp_path):
 
 def test_few_rows_are_not_taken_for_an_id(tmp_path):
     path = tmp_path / "tiny.csv"
-    raw(rows=12).assign(city=[f"c{n}" for n in range(12)]).to_csv(path, index=False)
+    raw(rows=12).assign(city=[f"c{n}" for n in range(12)]).to_csv(path, index=False)  # 12 < 20
     check_training_csv(path, "label", 0.5)
 
 
