@@ -75,6 +75,12 @@ def settings(folder: Path, replicas: int) -> dict:
     return made
 
 
+def existing_settings(folder: Path) -> dict:
+    if not (folder / "stack.json").exists():
+        sys.exit(f"error: no stack in {shown(folder)}: start one with python {shown(Path(__file__))} start")  # fmt: skip
+    return settings(folder, 0)
+
+
 def server_env(folder: Path, stack: dict) -> dict[str, str]:
     """What a tracking-server host needs, and nobody else: also written to server.env."""
     return {
@@ -380,9 +386,7 @@ def describe(folder: Path, stack: dict, env: dict[str, str], census: str) -> Non
 
 def status(args) -> None:
     folder = args.folder
-    if not (folder / "stack.json").exists():
-        sys.exit(f"error: no stack in {shown(folder)}: start one with python {shown(Path(__file__))} start")  # fmt: skip
-    stack = settings(folder, 0)
+    stack = existing_settings(folder)
     names = ["postgres", "seaweedfs"] + [f"replica-{n}" for n in range(1, len(stack["replica_ports"]) + 1)]  # fmt: skip
     up = {name: running(folder, name) for name in names + ["haproxy"]}
     for name in names + ["haproxy"]:
@@ -409,9 +413,13 @@ def stop(args) -> None:
 
 def backup(args) -> None:
     """pg_dump of the database and a copy of every object in the bucket, in one folder."""
-    stack = settings(args.folder, 0)
+    stack = existing_settings(args.folder)
     env, target = server_env(args.folder, stack), args.target
-    (target / "bucket").mkdir(parents=True, exist_ok=False)
+    if target.exists():
+        sys.exit(f"error: {shown(target)} exists: a backup goes to a new folder")
+    if not running(args.folder, "postgres") or not running(args.folder, "seaweedfs"):
+        sys.exit(f"error: the stack in {shown(args.folder)} is not running: start it first")
+    (target / "bucket").mkdir(parents=True)
     dump = [PG_BIN / "pg_dump", "-h", "127.0.0.1", "-p", stack["postgres_port"], "-U", "mlflow"]
     run(dump + ["-Fc", "-f", target / "mlflow.dump", "mlflow"], env)
     s3, count = bucket_client(env), 0
