@@ -6,6 +6,7 @@ without MLflow's multipart upload."""
 import contextlib
 import importlib.util
 import json
+import shutil
 import time
 
 import mlflow
@@ -35,7 +36,7 @@ def measure(bench: Bench):
         again = bench.hyperfine(start, bench.env(), runs=1 if quick else 2, warmup=0, prepare=stop)
         rows.append(f"start, on its data | PostgreSQL | 2 | {secs(again)} | none")
     finally:
-        bench.sh(stop, bench.env())
+        forget_stack(bench, folder)
 
     # Runs per second: the same clients against 1, 2 and 4 replicas, each a new stack.
     artifact_rows = []
@@ -81,7 +82,13 @@ def stack(bench: Bench, name: str, replicas: int):
         bench.sh(command, bench.env())
         yield f"http://127.0.0.1:{port}"
     finally:
-        bench.sh(py(TEAM_STACK, "--folder", folder, "stop"), bench.env())
+        forget_stack(bench, folder)
+
+
+def forget_stack(bench: Bench, folder):
+    """Stop it; as root its PostgreSQL cluster lives outside the scratch folder: delete it."""
+    bench.sh(py(TEAM_STACK, "--folder", folder, "stop"), bench.env())
+    shutil.rmtree(team_stack.postgres_folder(folder), ignore_errors=True)
 
 
 @contextlib.contextmanager
