@@ -168,24 +168,24 @@ test-unit: env
 	python -m pytest -q -m unit tests/unit
 
 # The topic rooms, each a folder with its page and code, and its tests (docs/testing.md):
-## test-rollout / test-spark / test-team-server / test-old-stores / test-bench / test-container / test-monitoring:
+## test-rollout / test-spark / test-team-server / test-team-stack / test-old-stores / test-bench / test-container / test-monitoring:
 ## one room's tests (test-monitoring installs requirements/monitoring.txt, Evidently)
 ## (test-old-stores builds MLflow 2 and an older MLflow 3 from PyPI; test-bench: the benchmark's smoke test;
 ## test-container: Docker as root, docker.io and debootstrap)
-ROOM_TARGETS := test-rollout test-spark test-team-server test-old-stores test-bench test-container test-monitoring
+ROOM_TARGETS := test-rollout test-spark test-team-server test-team-stack test-old-stores test-bench test-container test-monitoring
 .PHONY: $(ROOM_TARGETS) test-rooms test-all
 $(ROOM_TARGETS): test-%: env
 	$(call install_extras,requirements/test.txt)
 	$(if $(filter test-monitoring,$@),$(call install_extras,requirements/monitoring.txt))
 	$(ENSURE_UV)
-	python -m pytest -n 2 -m $(subst -,_,$*)
+	python -m pytest -n 2 --dist loadgroup -m $(subst -,_,$*)
 
 ## test-rooms: every room's tests, in one session (they share its trained stores)
 test-rooms: env
 	$(call install_extras,requirements/test.txt)
 	$(call install_extras,requirements/monitoring.txt)
 	$(ENSURE_UV)
-	python -m pytest -n 2 -m room
+	python -m pytest -n 2 --dist loadgroup -m room
 
 ## test-all: everything CI runs: make test, make test-rooms, make test-pythons
 test-all: test test-rooms test-pythons
@@ -226,11 +226,13 @@ ui: env
 serve: env
 	PORT=$(SERVE_PORT) ./serve_model.sh
 
-## clean: forget every run (mlflow.db, mlruns/, the team server's server/, basic_auth.db and team-server/basic-auth.env, Spark's scored/, rollout/state/, the old stores' old-project/ and their older MLflows' .venv-mlflow2 and .venv-mlflow3-older); keep .venv
+## clean: forget every run (mlflow.db, mlruns/, the team server's server/, the team stack's team-server/stack/, basic_auth.db and team-server/basic-auth.env, Spark's scored/, rollout/state/, the old stores' old-project/ and their older MLflows' .venv-mlflow2 and .venv-mlflow3-older); keep .venv
 clean:
 	@# First stop what rollout.py left running: each of its pid files names a process group.
 	@for pid in rollout/state/*.pid; do [ -f "$$pid" ] && kill -- -"$$(cat "$$pid")" 2>/dev/null; done; true
-	rm -rf mlflow.db mlruns server scored basic_auth.db team-server/basic-auth.env rollout/state .serve-once.log .serve-once.out .train-*.log old-project old-runs.db container/build monitoring/captured mlflow2.json old-server before.json before.csv .venv-mlflow2 .venv-mlflow3-older
+	@# And what team-server/team_stack.py left running (SIGKILL: its data is deleted next).
+	@for pid in team-server/*/*.pid; do [ -f "$$pid" ] && kill -9 -- -"$$(cat "$$pid")" 2>/dev/null; done; true
+	rm -rf mlflow.db mlruns server team-server/stack team-server/restored team-server/backups scored basic_auth.db team-server/basic-auth.env rollout/state .serve-once.log .serve-once.out .train-*.log old-project old-runs.db container/build monitoring/captured mlflow2.json old-server before.json before.csv .venv-mlflow2 .venv-mlflow3-older
 
 ## bench: what tracking, the gate, serving, Spark and a loaded team server cost; writes docs/benchmarks.md (apt: hyperfine wrk, and Java 17+ for Spark)
 .PHONY: bench

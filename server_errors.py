@@ -60,7 +60,11 @@ def first_line(message) -> str:
     line = lines[0] if lines else type(message).__name__
     failed = re.match(r"API request to (\S+) failed with (?:timeout )?exception (.*)", line)
     if failed:
-        return f"request to {failed[1].split('?')[0]} failed: {http_failure(failed[2])}"
+        url, why = failed[1].split("?")[0], http_failure(failed[2])
+        if "/mlflow-artifacts/" in url and why.startswith("HTTP 5"):
+            # The server proxies artifacts: a 5xx on an upload is its object store failing.
+            why += ", the server could not write to its artifact store (is it up? see the server's log)"
+        return f"request to {url} failed: {why}"
     denied = re.match(
         r"API request to endpoint \S+/mlflow/(\S+) failed with error code 403\b", line
     )

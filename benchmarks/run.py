@@ -31,6 +31,7 @@ PARTS = {
     "tracking": "tracking_cost", "server": "logging_to_server", "register": "registering",
     "serving": "serving", "batch": "batch_scoring", "load": "parallel_load",
     "setup": "setting_up", "rollout": "rolling_out", "upgrade": "upgrading", "container": "container_image", "monitoring": "monitoring_drift", "pipeline": "pipeline_cost",
+    "stack": "team_stack",
 }  # fmt: skip
 
 

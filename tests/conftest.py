@@ -73,7 +73,8 @@ def raw_table(rows: int = 600, seed: int = 7):
 
 def base_env() -> dict[str, str]:
     """The environment a reader's shell would have, minus anything pointing at a real store."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
+    # Nor any cloud setting (AWS_*): a team's laptop holds none, and the tests prove it needs none.
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "AWS_"))}
     env["MLFLOW_DISABLE_TELEMETRY"] = "true"
     # A reader's environment has requirements.txt only; ours has every room's extras, and one
     # of them (Evidently) brings tqdm, with which MLflow draws download progress bars that a
@@ -334,6 +335,22 @@ def stop_process_group(process: subprocess.Popen) -> None:
     process.wait(timeout=10)
 
 
+def stop_team_stack(folder: Path) -> None:
+    """Stop every process group a team stack's pid files name (KILL: the test is over), and
+    delete its PostgreSQL cluster where, as root, team_stack.py keeps it outside `folder`."""
+    for pid_file in folder.glob("*.pid"):
+        with contextlib.suppress(ProcessLookupError, ValueError):
+            os.killpg(int(pid_file.read_text()), signal.SIGKILL)
+        pid_file.unlink()
+    spec = importlib.util.spec_from_file_location(
+        "team_stack", REPO / "team-server" / "team_stack.py"
+    )
+    team_stack = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(team_stack)
+    if os.geteuid() == 0:
+        shutil.rmtree(team_stack.postgres_folder(folder), ignore_errors=True)
+
+
 @pytest.fixture
 def start_process():
     """Start background processes in their own process group; kill each group afterwards."""
@@ -395,6 +412,7 @@ ROOMS = {
         "test_upgrade_store.py::",
         "test_docs.py::test_track_runs_as_written[old-stores]",
     ],
+    "team_stack": ["test_team_stack.py::", "test_docs.py::test_track_runs_as_written[team-stack]"],
     "bench": ["test_benchmarks_smoke.py::"],
     "container": [
         "test_container.py::",

@@ -68,7 +68,15 @@ from types import SimpleNamespace
 
 import pytest
 
-from conftest import NOISE, PYTHON, REPO, assert_clean, base_env, stop_process_group
+from conftest import (
+    NOISE,
+    PYTHON,
+    REPO,
+    assert_clean,
+    base_env,
+    stop_process_group,
+    stop_team_stack,
+)
 
 GENERATED = ["docs/benchmarks.md"]
 # The optional topics: each a folder with its page (README.md), maybe more pages, and its code.
@@ -97,6 +105,7 @@ TRACKS = {
     "reference": ["docs/measuring.md", "docs/testing.md"],
     "spark": ["spark/README.md"],
     "team-server": ["team-server/README.md", "team-server/exposing.md"],
+    "team-stack": ["team-server/stack.md"],
     "rollout": ["rollout/README.md"],
     "old-stores": ["old-stores/README.md", "old-stores/upgrade-mlflow.md"],
     "container": ["container/README.md"],
@@ -151,7 +160,7 @@ KEPT_EXPORTS = {"MLFLOW_DISABLE_TELEMETRY", "OLDPWD"}  # and `cd`'s memory of th
 NOT_CLONED = """.git .venv mlflow.db mlruns mlartifacts server basic_auth.db __pycache__ *_cache
     .serve-once.* my-data my-project scored .venv-mlflow2 old-project mlflow2.json
     .venv-mlflow3-older old-server before.json before.csv state *.egg-info basic-auth.env
-    old-runs.db captured"""
+    old-runs.db captured stack restored backups"""
 MAX_SKIPS = 6
 SERVER_TIMEOUT = 120  # seconds for a server to print what its text block shows
 
@@ -506,7 +515,9 @@ def run_track(pages: list[str], before: list[str], tmp_path: Path) -> None:
     try:
         for page in pages:
             shell.run_page(page)
-    finally:  # what rollout.py started lives in process groups its pid files name
+    finally:  # what rollout.py and team_stack.py started lives in process groups their pid files name
+        for stack in (copy / "team-server").glob("*/stack.json"):
+            stop_team_stack(stack.parent)
         for pid_file in (copy / "rollout" / "state").glob("*.pid"):
             with contextlib.suppress(ProcessLookupError, ValueError):
                 os.killpg(int(pid_file.read_text()), signal.SIGKILL)
