@@ -81,16 +81,17 @@ def main(argv=None):
 
     # The comparison, Evidently's: a test per feature, and a test on the share that drifted.
     numbers = [name for name in features if pd.api.types.is_float_dtype(batch[name])]
-    kinds = DataDefinition(
-        numerical_columns=numbers,
-        categorical_columns=[name for name in features if name not in numbers],
-    )
+    categories = [name for name in features if name not in numbers]
+    kinds = DataDefinition(numerical_columns=numbers, categorical_columns=categories)
     drift_preset = DataDriftPreset(
         num_method=DRIFT_METHOD, cat_method=CATEGORY_DRIFT_METHOD, drift_share=args.drift_share
     )
+    # Categories as pandas text (True and False too): Evidently's clean-up of an object column
+    # with empty cells makes pandas warn about a downcast that text columns do not have.
+    as_text = dict.fromkeys(categories, "string")
     result = Report([drift_preset], include_tests=True).run(
-        current_data=Dataset.from_pandas(batch, data_definition=kinds),
-        reference_data=Dataset.from_pandas(training, data_definition=kinds),
+        current_data=Dataset.from_pandas(batch.astype(as_text), data_definition=kinds),
+        reference_data=Dataset.from_pandas(training.astype(as_text), data_definition=kinds),
     )
     drift = findings(result)
     shares = answer_shares(answers, before)
