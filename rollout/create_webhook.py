@@ -16,7 +16,10 @@ rollout/README.md says why, and when not to.
     MLFLOW_TRACKING_URI=http://127.0.0.1:5060 python rollout/create_webhook.py
 
 Running it again replaces the webhook of the same name. Then MLflow's own test call checks the
-path end to end: the receiver answers it (a signed call for another model) with 200.
+path end to end: the receiver answers it (a signed call for another model) with 200. The
+webhook stays in the server's store until it is deleted; when you are done:
+
+    MLFLOW_TRACKING_URI=http://127.0.0.1:5060 python rollout/create_webhook.py --delete
 """
 
 import argparse
@@ -39,12 +42,17 @@ def main(argv=None):
             "error: webhooks are sent by a tracking server; start one "
             "(./team-server/tracking_server.sh) and set MLFLOW_TRACKING_URI=http://<host>:<port>"
         )
-    secret = webhook_secret(args.secret_env)
     client = MlflowClient()
+    if args.delete:
+        deleted = delete_webhooks(client, args.name)
+        for webhook in deleted:
+            print(f"Deleted webhook {webhook.name!r} ({webhook.webhook_id})")
+        if not deleted:
+            print(f"No webhook named {args.name!r}: nothing to delete")
+        return
+    secret = webhook_secret(args.secret_env)
     try:
-        for webhook in client.list_webhooks():
-            if webhook.name == args.name:
-                client.delete_webhook(webhook.webhook_id)
+        delete_webhooks(client, args.name)  # a second run replaces the first
         webhook = client.create_webhook(
             name=args.name,
             url=args.url,
@@ -73,6 +81,14 @@ def main(argv=None):
     print(f"Test call: HTTP {result.response_status}, {result.response_body.strip()}")
 
 
+def delete_webhooks(client, name):
+    """Delete the server's webhooks called `name`; return them."""
+    named = [webhook for webhook in client.list_webhooks() if webhook.name == name]
+    for webhook in named:
+        client.delete_webhook(webhook.webhook_id)
+    return named
+
+
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(
         description="Create the registry webhook that calls webhook_receiver.py on every alias "
@@ -84,6 +100,11 @@ def parse_args(argv=None):
         help="the receiver's URL (default: %(default)s); a real deployment uses https",
     )
     parser.add_argument("--name", default=NAME, help="the webhook's name (default: %(default)s)")
+    parser.add_argument(
+        "--delete",
+        action="store_true",
+        help="delete the webhook of that name instead: the server stops calling the receiver",
+    )
     parser.add_argument(
         "--secret-env",
         default="WEBHOOK_SECRET",

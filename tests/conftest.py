@@ -385,6 +385,7 @@ LONGEST_FIRST = [
     "test_docs.py::test_track_runs_as_written[tuning]",
     "test_docs.py::test_track_runs_as_written[rollout]",
     "test_rollout.py::",
+    "test_lessons.py::test_chapter_8",
     "test_docs.py::test_track_runs_as_written[container]",
     "test_container.py::",
     "test_benchmarks_smoke.py::",

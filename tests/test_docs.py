@@ -43,6 +43,10 @@ commands run from the repository folder. Rules the pages follow, so that this te
   groups its pid files in rollout/state/ name, when the track ends or fails.
 - `<!-- docs-test: quickstart -->` before a python block: not run here; tests/test_quickstart.py
   runs it in an empty folder.
+- `<!-- docs-test: lesson -->` before a python or bash block: a chapter's lesson on one screen
+  (LESSONS: chapters 5, 6 and 8), for the quickstart's folder, not the repository's. Not run
+  here; tests/test_lessons.py runs it where the quickstart ran, and matches a text block right
+  after it as here.
 - `<!-- docs-test: excerpt (train_rfc.py) -->` before a python (or bash) block: the lines a
   chapter teaches, quoted from the named file of the repository. Not run as a program (the
   page's commands run the file itself); it must be a verbatim run of consecutive lines of that
@@ -124,7 +128,7 @@ BEFORE = {
     ],
 }
 MARKER = re.compile(
-    r"<!-- docs-test: (?P<kind>skip|fails|quickstart|excerpt)( \((?P<reason>.*)\))? -->"
+    r"<!-- docs-test: (?P<kind>skip|fails|quickstart|excerpt|lesson)( \((?P<reason>.*)\))? -->"
 )
 # The chapters that teach a script's own lines, and the file each quotes (at least once).
 EXCERPTS = {
@@ -137,6 +141,8 @@ EXCERPTS = {
     "container/README.md": "container/build_image.sh",
     "monitoring/README.md": "monitoring/check_drift.py",
 }
+# The chapters with a lesson on one screen (tests/test_lessons.py runs them).
+LESSONS = ["docs/05-register.md", "docs/06-serve-and-predict.md", "docs/08-promotion-gate.md"]
 LONG_RUNNING = re.compile(
     r"(\w+=\S*[ \t]+)*(\./serve_model\.sh|\./team-server/tracking_server\.sh|\./container/run_image\.sh"
     r"|make (ui|serve|server)|python rollout/webhook_receiver\.py)\b[^;&|\n]*"
@@ -171,7 +177,7 @@ class Block:
     line: int
     language: str
     code: str
-    marker: str | None = None  # skip, fails, quickstart or excerpt
+    marker: str | None = None  # skip, fails, quickstart, excerpt or lesson
     reason: str | None = None  # of a skip; the quoted file of an excerpt
     expected: str | None = None  # the text block right after it
     prose: list[str] = field(default_factory=list)  # the lines since the previous fence
@@ -210,7 +216,11 @@ def page_blocks(page: str, root: Path = REPO) -> list[Block]:
         prose = []
         if marker:
             block.marker, block.reason = marker["kind"], marker["reason"]
-        if block.language == "text" and blocks and blocks[-1].runs:
+        if (
+            block.language == "text"
+            and blocks
+            and (blocks[-1].runs or blocks[-1].marker == "lesson")
+        ):
             blocks[-1].expected = block.code
         blocks.append(block)
     blocks.append(Block(page, len(lines), "prose", "", prose=prose))
@@ -568,8 +578,10 @@ def test_markers_are_known_few_and_each_skip_says_why():
     for block in skips:
         assert block.reason and block.reason.strip(), f"{block.where}: say why it is skipped"
     for block in ALL_BLOCKS:
-        if block.marker == "quickstart":
+        if block.marker in ("quickstart", "lesson"):
             assert block.language in ("python", "bash"), f"{block.where}: python or bash"
+    lessons = sorted({block.page for block in ALL_BLOCKS if block.marker == "lesson"})
+    assert lessons == sorted(LESSONS), f"lesson blocks in {lessons}, not in LESSONS' pages"
 
 
 @pytest.mark.quick
