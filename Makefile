@@ -230,7 +230,7 @@ serve: env
 clean:
 	@# First stop what rollout.py left running: each of its pid files names a process group.
 	@for pid in rollout/state/*.pid; do [ -f "$$pid" ] && kill -- -"$$(cat "$$pid")" 2>/dev/null; done; true
-	rm -rf mlflow.db mlruns server scored basic_auth.db team-server/basic-auth.env rollout/state .serve-once.log .serve-once.out .train-*.log old-project old-runs.db container/build monitoring/captured mlflow2.json old-server before.json before.csv .venv-mlflow2 .venv-mlflow3-older
+	rm -rf mlflow.db mlruns served server scored basic_auth.db team-server/basic-auth.env rollout/state .serve-once.log .serve-once.out .train-*.log old-project old-runs.db container/build monitoring/captured mlflow2.json old-server before.json before.csv .venv-mlflow2 .venv-mlflow3-older
 
 ## bench: what tracking, the gate, serving, Spark and a loaded team server cost; writes docs/benchmarks.md (apt: hyperfine wrk, and Java 17+ for Spark)
 .PHONY: bench

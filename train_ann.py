@@ -158,6 +158,9 @@ def main(argv=None):
             signature=infer_signature(X_train, y_pred),
             input_example=X_train.head(3),
             pip_requirements=pinned_requirements(*MODEL_PACKAGES),
+            # The class names, in the order of predict_proba's columns: a client of a server
+            # that answers probabilities (serve_model.sh) reads them from the MLmodel.
+            metadata={"classes": [str(name) for name in model.classes_]},
             # skops, not pickle: MLflow 3.17's default, said here since older 3.x used cloudpickle.
             serialization_format="skops",
             skops_trusted_types=SKOPS_TRUSTED_TYPES,
