@@ -232,7 +232,7 @@ clean:
 	@for pid in rollout/state/*.pid; do [ -f "$$pid" ] && kill -- -"$$(cat "$$pid")" 2>/dev/null; done; true
 	@# And what team-server/team_stack.py left running (SIGKILL: its data is deleted next).
 	@for pid in team-server/*/*.pid; do [ -f "$$pid" ] && kill -9 -- -"$$(cat "$$pid")" 2>/dev/null; done; true
-	rm -rf mlflow.db mlruns server team-server/stack team-server/restored team-server/backups scored basic_auth.db team-server/basic-auth.env rollout/state .serve-once.log .serve-once.out .train-*.log old-project old-runs.db container/build monitoring/captured mlflow2.json old-server before.json before.csv .venv-mlflow2 .venv-mlflow3-older
+	rm -rf mlflow.db mlruns served server team-server/stack team-server/restored team-server/backups scored basic_auth.db team-server/basic-auth.env rollout/state .serve-once.log .serve-once.out .train-*.log old-project old-runs.db container/build monitoring/captured mlflow2.json old-server before.json before.csv .venv-mlflow2 .venv-mlflow3-older
 
 ## bench: what tracking, the gate, serving, Spark and a loaded team server cost; writes docs/benchmarks.md (apt: hyperfine wrk, and Java 17+ for Spark)
 .PHONY: bench

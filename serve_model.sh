@@ -12,6 +12,8 @@
 #   PORT=6000 ./serve_model.sh        # another port
 #   WORKERS=2 ./serve_model.sh        # two worker processes (helps only with cores to spare)
 #   VERSION=3 ./serve_model.sh        # version 3, whatever the alias says (rollout.py's slots)
+#   ANSWER=probabilities ./serve_model.sh   # each class's probability instead of the label
+#   ENV_MANAGER=uv ./serve_model.sh   # in an environment of its own, built from its requirements
 #
 # Settings (environment variables, defaults in brackets):
 #   PORT [5001]   MODEL_NAME [breast-cancer-classifier]   ALIAS [champion]   WORKERS [1]
@@ -19,6 +21,16 @@
 #     saying which version it serves while the alias moves on.
 #   HOST [127.0.0.1]: only this machine can connect. HOST=0.0.0.0 lets anyone on your network
 #     send requests: the model server has no authentication at all.
+#   ANSWER [labels]: `probabilities` answers a list per row, the classes' probabilities in the
+#     order of the model's classes (its MLmodel's metadata names them; predict.py --url reads
+#     them). The checked version is saved again by `predict.py --probabilities-model` in
+#     SERVED_FOLDER/<name>-v<N>-port<PORT>/ with MLflow's pyfunc_predict_fn="predict_proba",
+#     checked again, and served from there.
+#   SERVED_FOLDER [<repository>/served]: where ANSWER=probabilities keeps that copy (git-ignored).
+#   ENV_MANAGER [local]: `local` serves in this Python environment. `uv` builds the model its
+#     own environment from the requirements it was logged with (every package pinned) and
+#     serves in it: prefer it where the server's environment is not the trainer's. The first
+#     start downloads and installs (minutes); later starts reuse the environment.
 #   MLFLOW_TRACKING_URI [sqlite:///<repository>/mlflow.db]: the store the model is read from.
 set -euo pipefail
 
@@ -40,6 +52,16 @@ MODEL_NAME="${MODEL_NAME:-breast-cancer-classifier}"
 ALIAS="${ALIAS:-champion}"
 WORKERS="${WORKERS:-1}"
 VERSION="${VERSION:-}"
+ANSWER="${ANSWER:-labels}"
+ENV_MANAGER="${ENV_MANAGER:-local}"
+case "$ANSWER" in
+    labels | probabilities) ;;
+    *) echo "error: ANSWER must be labels or probabilities, got '$ANSWER'" >&2; exit 2 ;;
+esac
+case "$ENV_MANAGER" in
+    local | uv) ;;
+    *) echo "error: ENV_MANAGER must be local or uv, got '$ENV_MANAGER'" >&2; exit 2 ;;
+esac
 # Use the mlflow of the active environment, else the one `make` installed into .venv.
 if ! command -v mlflow >/dev/null; then
     if [ -x "$repo/.venv/bin/mlflow" ]; then
@@ -65,6 +87,10 @@ if ! version="$("$python" "$repo/tutorial_store.py" version \
     exit 1
 fi
 model_uri="models:/$MODEL_NAME/$version"
+if [ "$ENV_MANAGER" = uv ] && ! command -v uv >/dev/null; then
+    echo "error: ENV_MANAGER=uv needs uv on the PATH (pip install uv)" >&2
+    exit 1
+fi
 
 # A busy port would end in a long uvicorn traceback; say it in one line instead.
 if ! "$python" "$repo/tutorial_store.py" port-free "$HOST" "$PORT"; then
@@ -72,7 +98,16 @@ if ! "$python" "$repo/tutorial_store.py" port-free "$HOST" "$PORT"; then
     exit 1
 fi
 
+if [ "$ANSWER" = probabilities ]; then
+    # The same checked version, saved again to answer predict_proba; checked again once saved.
+    model_uri="${SERVED_FOLDER:-$repo/served}/$MODEL_NAME-v$version-port$PORT"
+    "$python" "$repo/predict.py" --model-name "$MODEL_NAME" --version "$version" \
+        --probabilities-model "$model_uri" >/dev/null || exit 1
+fi
+
 echo "Serving models:/$MODEL_NAME@$ALIAS (version $version) on http://$HOST:$PORT"
+[ "$ANSWER" = labels ] || echo "Answering each class's probability (from $model_uri)"
+[ "$ENV_MANAGER" = local ] || echo "In an environment uv builds from the model's requirements (the first start takes minutes)"
 echo "Try it from another terminal:"
 if [ "$MODEL_NAME" = breast-cancer-classifier ]; then  # the tutorial's sample rows fit it
     request="data/sample_request.json"
@@ -83,7 +118,7 @@ else  # rows of your own: predict.py sends the columns this model's signature na
 fi
 echo
 
-# --env-manager local: serve with this Python environment. The default (virtualenv) builds
-# a fresh environment from the model's requirements: minutes of downloads, and offline it fails.
-exec mlflow models serve --model-uri "$model_uri" --env-manager local \
+# --env-manager local: serve with this Python environment. uv (ENV_MANAGER=uv) builds the
+# model's own from its pinned requirements: minutes the first time, and offline it fails.
+exec mlflow models serve --model-uri "$model_uri" --env-manager "$ENV_MANAGER" \
     --host "$HOST" --port "$PORT" --workers "$WORKERS"

@@ -25,16 +25,17 @@ and a tracking server that goes away mid-run costs no trained model (team-server
 import argparse
 import contextlib
 import os
+from importlib.metadata import distribution
 from pathlib import Path
 
 import mlflow
 import pandas as pd
 import seaborn as sns
-import sklearn
-import skops
 from matplotlib.figure import Figure
 from mlflow.data.sources import LocalArtifactDatasetSource
 from mlflow.models import infer_signature
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 from sklearn.compose import ColumnTransformer
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.impute import SimpleImputer
@@ -61,12 +62,9 @@ TARGET = "diagnosis"
 # and the fitted tree structure. For your own model, ask skops:
 # skops.io.get_untrusted_types(data=skops.io.dumps(model)).
 SKOPS_TRUSTED_TYPES = ["numpy.dtype", "sklearn.tree._tree.Tree"]
-# Listing the model's requirements skips MLflow's slow inference of them.
-PIP_REQUIREMENTS = [
-    f"mlflow=={mlflow.__version__}",
-    f"scikit-learn=={sklearn.__version__}",
-    f"skops=={skops.__version__}",
-]
+# What the logged model imports to load and serve. pinned_requirements() below logs them and
+# all they depend on at the versions installed here: the whole environment, pinned.
+MODEL_PACKAGES = ["mlflow", "scikit-learn", "skops", "pandas"]
 
 
 def main(argv=None):
@@ -148,7 +146,10 @@ def main(argv=None):
             # The signature lets the server and `predict.py` reject malformed input.
             signature=infer_signature(X_train, y_pred),
             input_example=X_train.head(3),
-            pip_requirements=PIP_REQUIREMENTS,
+            pip_requirements=pinned_requirements(*MODEL_PACKAGES),
+            # The class names, in the order of predict_proba's columns: a client of a server
+            # that answers probabilities (serve_model.sh) reads them from the MLmodel.
+            metadata={"classes": [str(name) for name in model.classes_]},
             # skops, not pickle: MLflow 3.17's default, said here since older 3.x used cloudpickle.
             serialization_format="skops",
             skops_trusted_types=SKOPS_TRUSTED_TYPES,
@@ -165,6 +166,31 @@ def main(argv=None):
             mlflow.log_metrics(metrics, model_id=model_info.model_id)
 
     print_summary(run, args.experiment_name, metrics)
+
+
+# A meant copy: train_ann.py and tune_rfc.py hold the same function, so that each script runs
+# copied alone (tests/unit/test_meant_copies.py keeps them equal).
+def pinned_requirements(*packages: str) -> list[str]:
+    """`packages` and everything they depend on, at the versions installed here.
+
+    Read from this environment's own metadata in a second (MLflow's inference of a model's
+    requirements loads the model in a subprocess, and pins only the packages at the top). A
+    server that builds the model's environment from this list (serve_model.sh with
+    ENV_MANAGER=uv, the container image) installs the stack the model was tested on, package by
+    package; a model logged in your environment records your versions.
+    """
+    pinned, todo = {}, list(packages)
+    while todo:
+        requirement = Requirement(todo.pop())
+        name = canonicalize_name(requirement.name)
+        # Optional extras and other platforms' dependencies are not this model's.
+        needed = requirement.marker is None or requirement.marker.evaluate({"extra": ""})
+        if name in pinned or not needed:
+            continue
+        installed = distribution(name)
+        pinned[name] = installed.version
+        todo += installed.requires or []
+    return [f"{name}=={version}" for name, version in sorted(pinned.items())]
 
 
 # A meant copy: train_ann.py and tune_rfc.py hold the same function, so that each script runs

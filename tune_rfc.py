@@ -24,15 +24,16 @@ parent's id.
 import argparse
 import contextlib
 import os
+from importlib.metadata import distribution
 from pathlib import Path
 
 import mlflow
 import pandas as pd
 import seaborn as sns
-import sklearn
-import skops
 from matplotlib.figure import Figure
 from mlflow.models import infer_signature
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 from sklearn.compose import ColumnTransformer
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.impute import SimpleImputer
@@ -61,11 +62,9 @@ EXPERIMENT = "breast-cancer-random-forest"
 DATA = HERE / "data" / "breast_cancer_train.csv"
 TARGET = "diagnosis"
 SKOPS_TRUSTED_TYPES = ["numpy.dtype", "sklearn.tree._tree.Tree"]  # as in train_rfc.py
-PIP_REQUIREMENTS = [
-    f"mlflow=={mlflow.__version__}",
-    f"scikit-learn=={sklearn.__version__}",
-    f"skops=={skops.__version__}",
-]
+# What the logged model imports to load and serve. pinned_requirements() below logs them and
+# all they depend on at the versions installed here: the whole environment, pinned.
+MODEL_PACKAGES = ["mlflow", "scikit-learn", "skops", "pandas"]
 # The search space: the forest's main knobs. ParameterSampler draws settings from it at random,
 # which finds good settings in fewer trials than trying the whole grid (4 x 4 x 3 x 3 = 144).
 # The names are the pipeline's: `model__max_depth` is max_depth of its step named "model" (the
@@ -158,7 +157,10 @@ def main(argv=None):
         model_options = dict(
             signature=infer_signature(X_train, y_pred),
             input_example=X_train.head(3),
-            pip_requirements=PIP_REQUIREMENTS,
+            pip_requirements=pinned_requirements(*MODEL_PACKAGES),
+            # The class names, in the order of predict_proba's columns: a client of a server
+            # that answers probabilities (serve_model.sh) reads them from the MLmodel.
+            metadata={"classes": [str(name) for name in model.classes_]},
             # skops, not pickle: MLflow 3.17's default, said here since older 3.x used cloudpickle.
             serialization_format="skops",
             skops_trusted_types=SKOPS_TRUSTED_TYPES,
@@ -176,6 +178,31 @@ def main(argv=None):
     print(f"  best trial:    {best_name}  cv_f1 {best_cv_f1:.4f}  {best_params}")
     for name, value in metrics.items():
         print(f"  {name:<15}{value:.4f}")
+
+
+# A meant copy: train_rfc.py and train_ann.py hold the same function, so that each script runs
+# copied alone (tests/unit/test_meant_copies.py keeps them equal).
+def pinned_requirements(*packages: str) -> list[str]:
+    """`packages` and everything they depend on, at the versions installed here.
+
+    Read from this environment's own metadata in a second (MLflow's inference of a model's
+    requirements loads the model in a subprocess, and pins only the packages at the top). A
+    server that builds the model's environment from this list (serve_model.sh with
+    ENV_MANAGER=uv, the container image) installs the stack the model was tested on, package by
+    package; a model logged in your environment records your versions.
+    """
+    pinned, todo = {}, list(packages)
+    while todo:
+        requirement = Requirement(todo.pop())
+        name = canonicalize_name(requirement.name)
+        # Optional extras and other platforms' dependencies are not this model's.
+        needed = requirement.marker is None or requirement.marker.evaluate({"extra": ""})
+        if name in pinned or not needed:
+            continue
+        installed = distribution(name)
+        pinned[name] = installed.version
+        todo += installed.requires or []
+    return [f"{name}=={version}" for name, version in sorted(pinned.items())]
 
 
 # A meant copy: train_rfc.py and train_ann.py hold the same function, so that each script runs

@@ -89,12 +89,13 @@ class Bench:
         return {"s": result["median"], "sd": result["stddev"] or 0, "n": runs, "mib": peak}
 
     @contextlib.contextmanager
-    def serve(self, command: list, env, ready_url: str, log: str):
-        """A server in its own process group (its output in `log`), stopped whole afterwards."""
+    def serve(self, command: list, env, ready_url: str, log: str, timeout: float = 120):
+        """A server in its own process group (its output in `log`), stopped whole afterwards;
+        `timeout` seconds to answer `ready_url` (more for one that builds an environment first)."""
         log = self.work / log
         process = self.spawn(command, env, open(log, "a"))
         try:
-            deadline = time.monotonic() + 120
+            deadline = time.monotonic() + timeout
             while subprocess.run(["curl", "-sfo", "/dev/null", ready_url]).returncode:
                 if process.poll() is not None or time.monotonic() > deadline:
                     raise RuntimeError(f"{command[0]} did not start:\n{log.read_text()[-3000:]}")

@@ -30,7 +30,7 @@ from harness import FULL, QUICK, REPO, Bench
 PARTS = {
     "tracking": "tracking_cost", "server": "logging_to_server", "register": "registering",
     "serving": "serving", "batch": "batch_scoring", "load": "parallel_load",
-    "setup": "setting_up", "rollout": "rolling_out", "upgrade": "upgrading", "container": "container_image", "monitoring": "monitoring_drift", "pipeline": "pipeline_cost",
+    "setup": "setting_up", "rollout": "rolling_out", "upgrade": "upgrading", "container": "container_image", "monitoring": "monitoring_drift", "pipeline": "pipeline_cost", "environments": "environments",
     "stack": "team_stack",
 }  # fmt: skip
 
@@ -71,10 +71,12 @@ def main(argv=None) -> None:
             sys.exit(f"error: {tool} is not installed (apt-get install hyperfine wrk curl)")
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so that the `finally`s still run
     started, header = time.time(), machine()
-    # --quick leaves out set-up and the rollout (minutes either way: tests/test_rollout.py
-    # covers the rollout).
+    # --quick leaves out set-up, the rollout, the image and the environments (minutes each:
+    # tests/test_rollout.py, test_container.py and test_rebuilt_env.py cover the last three).
     parts = args.only or [
-        p for p in PARTS if not (args.quick and p in ("setup", "rollout", "container"))
+        p
+        for p in PARTS
+        if not (args.quick and p in ("setup", "rollout", "container", "environments"))
     ]
     work = Path(tempfile.mkdtemp(prefix="mlflow-bench-"))
     bench, sections = Bench(QUICK if args.quick else FULL, work), []

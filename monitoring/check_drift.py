@@ -77,7 +77,9 @@ def main(argv=None):
     batch = input_checks.read_csv(args.data)
     batch = check_columns(batch, features, args.data, "the batch", label)
     training, batch = fit_rows(training, schema), fit_rows(batch, schema)
-    answers = read_answers(args.predictions, len(batch)) if args.predictions else None
+    answers, scores = (
+        read_answers(args.predictions, len(batch)) if args.predictions else (None, None)
+    )
 
     # The comparison, Evidently's: a test per feature, and a test on the share that drifted.
     numbers = [name for name in features if pd.api.types.is_float_dtype(batch[name])]
@@ -103,6 +105,8 @@ def main(argv=None):
     metrics = {f"drift_p_value/{name}": p for name, p in drift["p_values"].items()}
     metrics |= {"drifted_share": drift["share"], "rows": len(batch)}
     metrics |= {f"predicted_{label}_share": share for label, share in shares.items()}
+    spread = score_spread(scores)  # predict.py --proba: how sure the champion was, per class
+    metrics |= {f"score/{label}/{stat}": value for label, stats in spread.items() for stat, value in stats.items()}  # fmt: skip
     metrics |= {f"missing_share/{name}": share for name, share in missing.items()}
     report_html = result.get_html_str(as_iframe=False)  # Evidently's report, whole, as a page
 
@@ -135,6 +139,11 @@ def main(argv=None):
         f"Champion: models:/{args.model_name}/{version.version}, trained on rows from {trained_on}"
     )
     print(f"Batch: {args.data}, {len(batch)} rows; answers: {said(shares, before)}")
+    for label, stats in spread.items():
+        print(
+            f"Scores of {label}: "
+            + ", ".join(f"{stat} {value:.2f}" for stat, value in stats.items())
+        )
     if missing.any():
         empty = ", ".join(f"{name} {share:.0%}" for name, share in missing.items() if share)
         print(f"Empty cells: {empty} (training rows: {empty_shares(training, missing)})")
@@ -214,8 +223,9 @@ def empty_shares(training, missing) -> str:
     return ", ".join(f"{training[name].isna().mean():.0%}" for name in missing.index[missing > 0])
 
 
-def read_answers(path, rows: int) -> pd.Series:
-    """The champion's answers to the batch, row for row, as predict.py --output writes them."""
+def read_answers(path, rows: int) -> tuple[pd.Series, pd.DataFrame]:
+    """The champion's answers to the batch, row for row, as predict.py --output writes them;
+    and its probabilities, a column per class, where `predict.py --proba` wrote them."""
     answers = input_checks.read_csv(path)
     if "prediction" not in answers.columns:
         raise SystemExit(
@@ -226,7 +236,24 @@ def read_answers(path, rows: int) -> pd.Series:
             f"error: {path} holds {len(answers)} predictions for a batch of {rows} rows: "
             "pass the answers to this very batch"
         )
-    return answers["prediction"].astype(str)
+    return answers["prediction"].astype(str), answers.drop(columns="prediction").select_dtypes(
+        "number"
+    )
+
+
+def score_spread(scores) -> dict[str, dict[str, float]]:
+    """Per class, the spread of the champion's probabilities: their mean and quartiles. A model
+    growing unsure moves them towards the middle before its answers change."""
+    if scores is None or scores.empty:
+        return {}
+    quartiles = {"mean": "mean", "p25": 0.25, "p50": 0.5, "p75": 0.75}
+    return {
+        str(label): {
+            stat: float(column.mean() if q == "mean" else column.quantile(q))
+            for stat, q in quartiles.items()
+        }
+        for label, column in scores.items()
+    }
 
 
 def findings(result) -> dict:

@@ -417,6 +417,7 @@ ROOMS = {
     "bench": ["test_benchmarks_smoke.py::"],
     "container": [
         "test_container.py::",
+        "test_rebuilt_env.py::",
         "test_docs.py::test_track_runs_as_written[container]",
     ],
     "monitoring": ["test_monitoring.py::", "test_docs.py::test_track_runs_as_written[monitoring]"],

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import mlflow
 import pytest
+from packaging.utils import canonicalize_name
 from test_trust import add_eval, register_copy
 
 from conftest import (
@@ -110,6 +111,29 @@ def test_the_champion_becomes_an_image_named_by_its_version(built, docker):
 
     again = run_command([BUILD], env=store.env, cwd=REPO)
     assert again.stdout.startswith(f"{MODEL}:v1 already exists: version 1 is built")
+
+
+def test_the_image_holds_exactly_the_versions_the_model_was_logged_with(built, docker):
+    """Every package of the model's requirements.txt (its whole environment, pinned) is in the
+    image at the logged version, whatever `pip install mlflow` chose first that day."""
+    store, _, _ = built
+    folder = store.root / "build" / f"{MODEL}-v1" / "model_dir"
+    logged = pinned((folder / "requirements.txt").read_text())
+    assert {"numpy", "scipy", "pandas", "scikit-learn", "skops", "mlflow"} <= set(logged)
+    frozen = docker.run(
+        "run", "--rm", "--network", "none", "--entrypoint", "pip", f"{MODEL}:v1", "freeze"
+    ).stdout
+    installed = pinned(frozen)
+    different = {n: (v, installed.get(n)) for n, v in logged.items() if installed.get(n) != v}
+    assert not different, f"logged vs in the image: {different}"
+
+
+def pinned(text: str) -> dict[str, str]:
+    """{'pyyaml': '6.0.4', ...}: `name==version` lines, names as PyPI compares them."""
+    return {
+        canonicalize_name(name): version
+        for name, version in (line.split("==", 1) for line in text.split() if "==" in line)
+    }
 
 
 def test_build_dockers_default_environment_manager_starts_from_ubuntu(built, tmp_path):

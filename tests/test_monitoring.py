@@ -116,10 +116,10 @@ def test_the_shipped_batches_and_what_each_check_logs(champion_store):
     check is a run with the champion's version, a p-value per feature, the share of drifted
     features and of each answer, both datasets as inputs, and Evidently's report."""
     store = champion_store
-    for batch in ("later_steady", "later_drifted"):
-        predicted = store.run(
-            "predict.py", "--data", str(REPO / "data" / f"{batch}.csv"), "--output", f"{batch}.csv"
-        )
+    # The drifted batch's answers carry the champion's probabilities too (predict.py --proba).
+    for batch, proba in (("later_steady", []), ("later_drifted", ["--proba"])):
+        data = str(REPO / "data" / f"{batch}.csv")
+        predicted = store.run("predict.py", "--data", data, "--output", f"{batch}.csv", *proba)
         assert_clean(predicted)
 
     steady = store.run(
@@ -137,6 +137,8 @@ def test_the_shipped_batches_and_what_each_check_logs(champion_store):
         "drift: 8 of 30 features drifted (27%, at least --drift-share 20%)"
     )
     assert "worst: mean_radius" in drifted.stderr
+    assert "Scores of malignant: mean " in drifted.stdout
+    assert "Scores of" not in steady.stdout
 
     version = str(store.client.get_model_version_by_alias(MODEL_NAME, "champion").version)
     first, second = checks(store)
@@ -162,6 +164,15 @@ def test_the_shipped_batches_and_what_each_check_logs(champion_store):
         assert metrics["predicted_malignant_share"] + metrics[
             "predicted_benign_share"
         ] == pytest.approx(1)
+        # The spread of the scores, where the answers carry them: the drifted batch's only.
+        scores = {name for name in metrics if name.startswith("score/")}
+        if batch == "later_steady":
+            assert not scores
+        else:
+            malignant = pd.read_csv(store.root / f"{batch}.csv")["malignant"]
+            assert metrics["score/malignant/mean"] == pytest.approx(malignant.mean())
+            assert metrics["score/malignant/p50"] == pytest.approx(malignant.median())
+            assert metrics["score/benign/mean"] == pytest.approx(1 - malignant.mean(), abs=1e-3)
         # Both datasets, by context: the champion's training file and the batch.
         inputs = {
             next(t.value for t in each.tags if t.key == "mlflow.data.context"): each.dataset

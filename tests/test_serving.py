@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import shutil
 import socket
@@ -86,6 +87,14 @@ def test_the_server_survives_a_malformed_body_and_both_paths_refuse_bad_rows_in_
     there = store.call("predict.py", "--data", str(labelled), "--url", url)
     assert here.stdout == there.stdout and here.returncode == there.returncode == 0
     assert "extra inputs" not in (tmp_path / "log").read_text()
+
+    # A label server asked for probabilities: one line saying how to start one that answers them.
+    result = store.call("predict.py", "--proba", "--url", url)
+    assert result.returncode == 1
+    assert result.stderr.strip() == (
+        f"error: the server at {url} answers labels, not probabilities; "
+        "start it with ANSWER=probabilities ./serve_model.sh"
+    )
 
 
 def test_predict_writes_a_csv_file_and_ignores_extra_columns(champion_store, tmp_path):
@@ -177,3 +186,42 @@ def test_predict_and_serve_on_a_folder_without_a_store_say_so_and_create_nothing
         assert line.startswith(f"error: no store at {folder / 'mlflow.db'}; train"), line
         assert " INFO " not in result.stdout + result.stderr
     assert sorted(p.name for p in folder.iterdir()) == sorted(["data", *scripts])
+
+
+def test_the_champion_answers_its_probabilities_here_and_over_http_alike(
+    champion_store, start_process, tmp_path
+):
+    """predict.py --proba loads the champion once and adds a column per class; ANSWER=probabilities
+    serves the same checked version saved again with pyfunc_predict_fn="predict_proba"."""
+    store = champion_store
+    here = store.call("predict.py", "--proba")
+    assert here.returncode == 0, here.stderr
+    answers = pd.read_csv(io.StringIO(here.stdout))
+    assert list(answers.columns) == ["prediction", "benign", "malignant"]
+    assert answers[["benign", "malignant"]].sum(axis=1).round(3).eq(1).all(), answers
+    assert (answers["prediction"] == answers[["benign", "malignant"]].idxmax(axis=1)).all()
+    # A threshold of 0 on the positive class calls every row malignant; 0.75 only the surer.
+    everyone = store.call("predict.py", "--threshold", "0")
+    assert everyone.stdout.split()[1:] == ["malignant"] * len(answers)
+    surest = store.call("predict.py", "--threshold", "0.75")
+    expected = ["malignant" if p >= 0.75 else "benign" for p in answers["malignant"]]
+    assert surest.stdout.split()[1:] == expected
+
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    env = {
+        **store.env,
+        "PORT": str(port),
+        "ANSWER": "probabilities",
+        "SERVED_FOLDER": str(tmp_path),
+    }
+    server = start_process([str(REPO / "serve_model.sh")], env=env, cwd=REPO, log=tmp_path / "log")
+    wait_for_http(f"{url}/ping", server)
+    status, served = post(f"{url}/invocations", SAMPLE_REQUEST.read_bytes())
+    assert status == 200
+    assert [round(sum(row), 6) for row in served["predictions"]] == [1.0] * len(answers)
+    there = store.call("predict.py", "--proba", "--url", url)
+    assert there.returncode == 0, there.stderr
+    assert there.stdout == here.stdout
+    labels = store.call("predict.py", "--url", url)  # labels from the served probabilities
+    assert labels.stdout.split()[1:] == list(answers["prediction"])

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import shutil
+from importlib.metadata import version
+from pathlib import Path
 
 import mlflow
 import pandas as pd
@@ -46,6 +48,18 @@ SCRIPTS = {
     },
 }
 METRICS = {"test_accuracy", "test_precision", "test_recall", "test_f1", "test_roc_auc"}
+# What a logged pipeline imports to load and serve; each must be logged at its installed version.
+PINNED = [
+    "mlflow",
+    "scikit-learn",
+    "skops",
+    "numpy",
+    "scipy",
+    "pandas",
+    "joblib",
+    "threadpoolctl",
+    "pyarrow",
+]
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
@@ -119,6 +133,11 @@ def test_a_run_records_params_metrics_figure_data_and_a_model_that_reproduces_it
     assert flavor["skops_trusted_types"] == spec["trusted"]
     untrusted = skops.io.get_untrusted_types(file=os.path.join(local, flavor["pickled_model"]))
     assert untrusted == spec["trusted"]
+
+    # Its whole environment pinned: every package the model imports, at this environment's version.
+    logged = dict(line.split("==") for line in Path(local, "requirements.txt").read_text().split())
+    for package in PINNED:
+        assert logged.get(package) == version(package), (package, logged.get(package))
 
 
 def test_the_two_model_families_land_in_two_experiments(trained_store):

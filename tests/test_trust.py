@@ -4,7 +4,8 @@ Two tampered copies of a real champion are registered as new versions and pointe
 alias, as someone with write access to the registry could: one whose MLmodel asks skops to
 trust `builtins.eval`, and one that claims `serialization_format: pickle` and carries a pickle
 that would write a marker file when loaded. predict.py, predict_spark.py, serve_model.sh and the
-promotion gate each refuse each copy in one line, exit 1, and nothing is unpickled; the clean
+promotion gate, and the probability path (predict.py --proba, serve_model.sh with
+ANSWER=probabilities), each refuse each copy in one line, exit 1, and nothing is unpickled; the clean
 champion still predicts. A plain `mlflow.pyfunc.load_model` loads the first copy: that is why
 the check exists.
 """
@@ -102,6 +103,15 @@ def test_every_loader_refuses_a_tampered_model_and_the_clean_one_still_serves(ta
         point_champion(store, version)
         refusals = {
             "predict.py": one_line(store.call("predict.py")),
+            "predict.py --proba": one_line(store.call("predict.py", "--proba")),
+            "serve_model.sh, probabilities": one_line(
+                run_command(
+                    [str(REPO / "serve_model.sh")],
+                    env={**store.env, "ANSWER": "probabilities", "SERVED_FOLDER": str(store.root)},
+                    cwd=store.root,
+                    check=False,
+                )
+            ),
             "predict_spark.py": one_line(store.call("spark/predict_spark.py")),
             # The gate: a good challenger against the tampered champion, which evaluate would load.
             "the gate": one_line(store.call("register_model.py", "--run-name", "network")),
