@@ -145,10 +145,13 @@ def main(argv=None):
 
         # scikit-learn warns when fit stops at --max-iter before the network converged. The run
         # records that as a tag instead, which you can filter on later (`tags.converged =
-        # "False"` finds the runs to redo), and the summary says it in words.
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", ConvergenceWarning)
+        # "False"` finds the runs to redo), and the summary says it in words. Any other warning
+        # is shown as it came.
+        with warnings.catch_warnings(record=True) as caught:
             model.fit(X_train, y_train)
+        for seen in caught:
+            if not issubclass(seen.category, ConvergenceWarning):
+                warnings.showwarning(seen.message, seen.category, seen.filename, seen.lineno)
         y_pred = model.predict(X_test)
         metrics = held_out_scores(y_test, y_pred, model.predict_proba(X_test), model.classes_)
         figure = confusion_matrix_figure(y_test, y_pred, model.classes_, title=run_name)
