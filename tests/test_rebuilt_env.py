@@ -6,12 +6,16 @@ folder of the test's own): it runs with the container room (`make test-container
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 from pathlib import Path
 
 import mlflow
 
-from conftest import REPO, free_port, wait_for_http
+from conftest import BIN, REPO, free_port, wait_for_http
+
+# The uv on PATH (make's), else the one `make env` put beside this Python.
+UV = shutil.which("uv") or str(BIN / "uv")
 
 MODEL = "breast-cancer-classifier"
 # What uv puts in every environment it builds for MLflow (python_env.yaml's build dependencies).
@@ -49,7 +53,7 @@ def test_the_uv_environment_holds_exactly_the_logged_versions_and_answers_alike(
 
     (environment,) = (tmp_path / "envs").glob("mlflow-*")
     frozen = subprocess.run(
-        ["uv", "pip", "freeze", "--python", str(environment / "bin" / "python")],
+        [UV, "pip", "freeze", "--python", str(environment / "bin" / "python")],
         capture_output=True,
         text=True,
         check=True,
