@@ -66,6 +66,8 @@ def measure(bench: Bench):
         f"{bench.s.wrk_seconds} s.",
         "model | fit | skops size | one row p50 / p99 | requests/s",
         rows,
-        "the preparation steps cost a few milliseconds to fit and a fraction of a millisecond "
-        "per request next to the forest itself: what a raw table needs is nearly free to carry.",
+        "the preparation steps are part of the model file (the skops sizes); on a quiet "
+        "machine their fit and per-request cost is a small share of the forest's, so what a raw "
+        "table needs travels with the model at little cost. Compare the fit and latency columns "
+        "only within one run: they move with whatever else the machine is doing.",
     )
