@@ -70,12 +70,12 @@ def main(argv=None):
     schema = champion_schema(args.model_name, version.version)
     features = schema.input_names()
     training = input_checks.read_csv(trained_on)
-    before = label_shares(training, features)  # what the training rows held, for comparison
-    # The raw rows, as the server takes them: each column in the champion's type (fit_rows).
     label = mlflow.get_run(version.run_id).data.params.get("target")
+    before = label_shares(training, features, label)  # what the training rows held, to compare
     training = check_columns(training, features, trained_on, "the champion's training data")
     batch = input_checks.read_csv(args.data)
     batch = check_columns(batch, features, args.data, "the batch", label)
+    # The raw rows, as the server takes them: each column in the champion's type (fit_rows).
     training, batch = fit_rows(training, schema), fit_rows(batch, schema)
     answers, scores = (
         read_answers(args.predictions, len(batch)) if args.predictions else (None, None)
@@ -275,9 +275,10 @@ def findings(result) -> dict:
     }
 
 
-def label_shares(training, features) -> dict[str, float]:
-    """The share of each class in the training rows: their one column the champion does not take."""
-    labels = [name for name in training.columns if name not in features]
+def label_shares(training, features, label=None) -> dict[str, float]:
+    """The share of each class in the training rows: the run's target column, or else their one
+    column the champion does not take (a table with a dropped ID column has two)."""
+    labels = [label] if label in training.columns else [n for n in training if n not in features]
     if len(labels) != 1:
         return {}
     return training[labels[0]].astype(str).value_counts(normalize=True).to_dict()
