@@ -169,14 +169,14 @@ test-unit: env
 
 # The topic rooms, each a folder with its page and code, and its tests (docs/testing.md):
 ## test-rollout / test-spark / test-team-server / test-team-stack / test-old-stores / test-bench / test-container / test-monitoring:
-## one room's tests (test-monitoring installs requirements/monitoring.txt, Evidently)
+## one room's tests (test-monitoring and test-team-stack install requirements/monitoring.txt, Evidently)
 ## (test-old-stores builds MLflow 2 and an older MLflow 3 from PyPI; test-bench: the benchmark's smoke test;
 ## test-container: Docker as root, docker.io and debootstrap)
 ROOM_TARGETS := test-rollout test-spark test-team-server test-team-stack test-old-stores test-bench test-container test-monitoring
 .PHONY: $(ROOM_TARGETS) test-rooms test-all
 $(ROOM_TARGETS): test-%: env
 	$(call install_extras,requirements/test.txt)
-	$(if $(filter test-monitoring,$@),$(call install_extras,requirements/monitoring.txt))
+	$(if $(filter test-monitoring test-team-stack,$@),$(call install_extras,requirements/monitoring.txt))
 	$(ENSURE_UV)
 	python -m pytest -n 2 --dist loadgroup -m $(subst -,_,$*)
 

@@ -33,19 +33,11 @@
 #     start downloads and installs (minutes); later starts reuse the environment.
 #   MLFLOW_TRACKING_URI [sqlite:///<repository>/mlflow.db]: the store the model is read from.
 set -euo pipefail
+# The shared steps (finding mlflow, the store, checking the version, a free port): tutorial_shell.sh.
+source "$(dirname "${BASH_SOURCE[0]}")/tutorial_shell.sh"
+no_flags "e.g. PORT=5011 ./serve_model.sh" "$@"
 
-# No flags: every setting is an environment variable. --help prints the header above.
-case "${1:-}" in
-    "") ;;
-    -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit ;;
-    *)
-        echo "error: serve_model.sh takes no flags (got $1); settings are environment variables," \
-            "e.g. PORT=5011 ./serve_model.sh (see --help)" >&2
-        exit 2
-        ;;
-esac
-
-repo="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+repo="$tutorial_repo"
 PORT="${PORT:-5001}"
 HOST="${HOST:-127.0.0.1}"
 MODEL_NAME="${MODEL_NAME:-breast-cancer-classifier}"
@@ -62,41 +54,21 @@ case "$ENV_MANAGER" in
     local | uv) ;;
     *) echo "error: ENV_MANAGER must be local or uv, got '$ENV_MANAGER'" >&2; exit 2 ;;
 esac
-# Use the mlflow of the active environment, else the one `make` installed into .venv.
-if ! command -v mlflow >/dev/null; then
-    if [ -x "$repo/.venv/bin/mlflow" ]; then
-        PATH="$repo/.venv/bin:$PATH"
-    else
-        echo "error: mlflow not found; run 'make demo' or activate the virtual environment" >&2
-        exit 1
-    fi
-fi
-python="$(dirname "$(command -v mlflow)")/python"
-
-# The store: mlflow.db at the repository root, unless MLFLOW_TRACKING_URI names another. Without
-# one, a line saying what to run first (MLflow would create an empty store to find nothing in).
-store="$("$python" "$repo/tutorial_store.py" store)" || exit 1
-export MLFLOW_TRACKING_URI="$store"
+use_mlflow
+use_store
 
 # The alias, pinned to the version it points at now (or VERSION): the version checked is the
 # version served. check_model.py reads that version's MLmodel (YAML, no model loaded) and
 # refuses, in one line, a model that is not scikit-learn in skops format or asks to trust types
 # you have not listed.
-if ! version="$("$python" "$repo/tutorial_store.py" version \
-    --model-name "$MODEL_NAME" --alias "$ALIAS" --version "$VERSION")"; then
-    exit 1
-fi
+version="$(checked_version "$MODEL_NAME" "$ALIAS" "$VERSION")"
 model_uri="models:/$MODEL_NAME/$version"
 if [ "$ENV_MANAGER" = uv ] && ! command -v uv >/dev/null; then
     echo "error: ENV_MANAGER=uv needs uv on the PATH (pip install uv)" >&2
     exit 1
 fi
 
-# A busy port would end in a long uvicorn traceback; say it in one line instead.
-if ! "$python" "$repo/tutorial_store.py" port-free "$HOST" "$PORT"; then
-    echo "error: port $PORT on $HOST is in use (another server?); choose one with PORT=..." >&2
-    exit 1
-fi
+port_free "$HOST" "$PORT"
 
 if [ "$ANSWER" = probabilities ]; then
     # The same checked version, saved again to answer predict_proba; checked again once saved.

@@ -15,7 +15,7 @@ answer is written once:
 
 The training scripts and the quickstart keep their own few lines for the store: they are the
 lesson, and must run copied alone. The shell scripts (serve_model.sh, container/*.sh) and the
-Makefile call the command line:
+Makefile call the command line (the shell scripts through tutorial_shell.sh):
 
     python tutorial_store.py store                           # the store's URI
     python tutorial_store.py version                         # the champion's version, checked
@@ -48,9 +48,9 @@ NOT_FOUND = ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE")
 
 
 def store_uri(repo: Path = REPO, environ: Mapping[str, str] = os.environ) -> str | None:
-    """MLFLOW_TRACKING_URI if set, else the SQLite URI of mlflow.db in `repo` if that file
-    exists, else None."""
-    if "MLFLOW_TRACKING_URI" in environ:
+    """MLFLOW_TRACKING_URI if set (MLflow takes an empty one as unset, and so does this), else
+    the SQLite URI of mlflow.db in `repo` if that file exists, else None."""
+    if environ.get("MLFLOW_TRACKING_URI"):
         return environ["MLFLOW_TRACKING_URI"]
     store = repo / "mlflow.db"
     return f"sqlite:///{store}" if store.exists() else None

@@ -11,6 +11,10 @@ from harness import PYTHON, REPO, Bench
 # The throwaway PostgreSQL cluster of the team-server tests (standard library only).
 from testbeds.postgres_cluster import throwaway_postgres
 
+# What the server holds of one default train_rfc.py run: params (its flags and the three column
+# lists), metrics, the figure's name, logged models.
+WHOLE_RUN = (25, 5, ["confusion_matrix.png"], 1)
+
 
 def measure(bench: Bench):
     rows = []
@@ -29,7 +33,7 @@ def measure(bench: Bench):
         "this machine. Each client is a process running `train_rfc.py`'s `main()` "
         f"{bench.s.runs_per_client} times (`benchmarks/load_client.py`), MLflow's retries off "
         "so that every failure shows; latency is timed in the clients. A run is whole when "
-        "the server has its 22 params, 5 metrics, figure and model.",
+        f"the server has its {WHOLE_RUN[0]} params, {WHOLE_RUN[1]} metrics, figure and model.",
         "backend | clients | runs finished | runs / min | p50 ms | p99 ms | failed requests | runs whole",
         rows,
         "on two cores the clients and the server share the CPU, so runs per minute level off "
@@ -58,7 +62,7 @@ def clients_at_once(bench: Bench, url: str, experiment: str, clients: int) -> st
         figure = [a.path for a in client.list_artifacts(run_id)]
         models = client.search_logged_models([experiment_id], f"source_run_id = '{run_id}'")
         counts = (len(run.data.params), len(run.data.metrics), figure, len(models))
-        whole += counts == (22, 5, ["confusion_matrix.png"], 1)
+        whole += counts == WHOLE_RUN
     done = len(finished)
     return (
         f"{done} / {clients * runs} | {done / minutes:.0f} | {p50:.0f} | {p99:.0f} | "

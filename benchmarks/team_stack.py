@@ -12,6 +12,8 @@ import time
 import mlflow
 from harness import PYTHON, REPO, Bench, free_port, py, secs
 
+import process_groups
+
 TEAM_STACK = REPO / "team-server" / "team_stack.py"
 CLIENT = REPO / "tests" / "team_stack_client.py"  # the clients of tests/test_team_stack.py
 spec = importlib.util.spec_from_file_location("team_stack", TEAM_STACK)
@@ -111,7 +113,7 @@ def sqlite_replicas(bench: Bench, replicas: int):
         yield f"http://127.0.0.1:{port}"
     finally:
         for pid in folder.glob("*.pid"):
-            team_stack.stop_group(folder, pid.stem, team_stack.signal.SIGTERM, 10)
+            process_groups.stop_group(pid)
 
 
 def load_row(bench: Bench, url: str, store: str, replicas: int, clients: int, runs: int) -> str:

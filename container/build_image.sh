@@ -28,52 +28,28 @@
 #   DOCKER_HOST [Docker's default]: the Docker daemon to build with.
 set -euo pipefail
 
-case "${1:-}" in
-    "") ;;
-    -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit ;;
-    *)
-        echo "error: build_image.sh takes no flags (got $1); settings are environment variables," \
-            "e.g. VERSION=3 ./container/build_image.sh (see --help)" >&2
-        exit 2
-        ;;
-esac
+# The shared steps (finding mlflow, the store, checking the version, Docker): tutorial_shell.sh.
+source "$(dirname "${BASH_SOURCE[0]}")/../tutorial_shell.sh"
+no_flags "e.g. VERSION=3 ./container/build_image.sh" "$@"
 
-repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+repo="$tutorial_repo"
 MODEL_NAME="${MODEL_NAME:-breast-cancer-classifier}"
 ALIAS="${ALIAS:-champion}"
 VERSION="${VERSION:-}"
 BUILD_NETWORK="${BUILD_NETWORK:-host}"
 BUILD_FOLDER="${BUILD_FOLDER:-$repo/container/build}"
-if ! command -v mlflow >/dev/null; then
-    echo "error: mlflow not found; activate the virtual environment (source .venv/bin/activate)" >&2
-    exit 1
-fi
-python="$(dirname "$(command -v mlflow)")/python"
-# The store (tutorial_store.py): mlflow.db at the repository root, unless MLFLOW_TRACKING_URI
-# names another; without one, a line saying what to run first.
-store="$("$python" "$repo/tutorial_store.py" store)" || exit 1
-export MLFLOW_TRACKING_URI="$store"
+use_mlflow
+use_store
 
 # 1. The alias, pinned to the version it points at now (or VERSION), and that version checked:
 # its MLmodel only (YAML, nothing loaded). A model check_model.py does not trust is one line
 # here, and nothing is copied or built.
-if ! version="$("$python" "$repo/tutorial_store.py" version \
-    --model-name "$MODEL_NAME" --alias "$ALIAS" --version "$VERSION")"; then
-    exit 1
-fi
+version="$(checked_version "$MODEL_NAME" "$ALIAS" "$VERSION")"
 image="$MODEL_NAME:v$version"
 building="$MODEL_NAME:building-v$version"  # the temporary tag, until the image passes its check
 
 # 2. A Docker daemon that answers. `docker info` fails within seconds when there is none.
-if ! command -v docker >/dev/null; then
-    echo "error: docker not found; install Docker (https://docs.docker.com/engine/install/)" >&2
-    exit 1
-fi
-if ! why="$(docker info --format '{{.ServerVersion}}' 2>&1)"; then
-    echo "error: no Docker daemon answers ($(echo "$why" | grep -v '^$' | tail -n 1));" \
-        "start Docker, or point DOCKER_HOST at one" >&2
-    exit 1
-fi
+need_docker
 if docker image inspect "$image" >/dev/null 2>&1; then
     echo "$image already exists: version $version is built (docker rmi $image to build it again)"
     exit 0

@@ -26,59 +26,32 @@
 #   DOCKER_HOST [Docker's default]: the Docker daemon to run it on.
 set -euo pipefail
 
-case "${1:-}" in
-    "") ;;
-    -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit ;;
-    *)
-        echo "error: run_image.sh takes no flags (got $1); settings are environment variables," \
-            "e.g. PORT=6000 ./container/run_image.sh (see --help)" >&2
-        exit 2
-        ;;
-esac
+# The shared steps (finding mlflow, the store, checking the version, Docker): tutorial_shell.sh.
+source "$(dirname "${BASH_SOURCE[0]}")/../tutorial_shell.sh"
+no_flags "e.g. PORT=6000 ./container/run_image.sh" "$@"
 
-repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+repo="$tutorial_repo"
 PORT="${PORT:-5070}"
 WORKERS="${WORKERS:-1}"
 MODEL_NAME="${MODEL_NAME:-breast-cancer-classifier}"
 ALIAS="${ALIAS:-champion}"
 VERSION="${VERSION:-}"
 TIMEOUT="${MLFLOW_SCORING_SERVER_REQUEST_TIMEOUT:-60}"
-if ! command -v mlflow >/dev/null; then
-    echo "error: mlflow not found; activate the virtual environment (source .venv/bin/activate)" >&2
-    exit 1
-fi
-python="$(dirname "$(command -v mlflow)")/python"
-# The store (tutorial_store.py): mlflow.db at the repository root, unless MLFLOW_TRACKING_URI
-# names another; without one, a line saying what to run first.
-store="$("$python" "$repo/tutorial_store.py" store)" || exit 1
-export MLFLOW_TRACKING_URI="$store"
+use_mlflow
+use_store
 
 # The version the alias points at now (or VERSION), checked as build_image.sh checked it.
-if ! VERSION="$("$python" "$repo/tutorial_store.py" version \
-    --model-name "$MODEL_NAME" --alias "$ALIAS" --version "$VERSION")"; then
-    exit 1
-fi
+VERSION="$(checked_version "$MODEL_NAME" "$ALIAS" "$VERSION")"
 image="$MODEL_NAME:v$VERSION"
 
-if ! command -v docker >/dev/null; then
-    echo "error: docker not found; install Docker (https://docs.docker.com/engine/install/)" >&2
-    exit 1
-fi
-if ! why="$(docker info --format '{{.ServerVersion}}' 2>&1)"; then
-    echo "error: no Docker daemon answers ($(echo "$why" | grep -v '^$' | tail -n 1));" \
-        "start Docker, or point DOCKER_HOST at one" >&2
-    exit 1
-fi
+need_docker
 if ! docker image inspect "$image" >/dev/null 2>&1; then
     echo "error: no image $image; build it first: VERSION=$VERSION ./container/build_image.sh" >&2
     exit 1
 fi
 # With the host's network the container's server binds this machine's port: a busy one would
 # end in uvicorn's traceback inside the container; say it in one line instead.
-if ! "$python" "$repo/tutorial_store.py" port-free 127.0.0.1 "$PORT"; then
-    echo "error: port $PORT on 127.0.0.1 is in use (another server?); choose one with PORT=..." >&2
-    exit 1
-fi
+port_free 127.0.0.1 "$PORT"
 
 echo "Serving $image (models:/$MODEL_NAME/$VERSION) in a container on http://127.0.0.1:$PORT"
 echo "Try it from another terminal: python predict.py --url http://127.0.0.1:$PORT"

@@ -23,7 +23,8 @@ carries `X-Model-Version`: the version that produced it.
     python rollout/rollout.py --stop               # stop the proxy and both slots
 
 Beside this file: `haproxy.cfg`, the proxy's config, a template that each rollout fills in, and
-`processes.py`, the plumbing that starts and stops each process by its pid file. The filled-in
+`processes.py`, two one-line helpers. Each process starts in a group of its own, named by its pid
+file, and is stopped whole (process_groups.py, at the repository root). The filled-in
 config, the pid files and every log are in rollout/state/ (git-ignored; `make clean` stops what
 runs there and removes it). Nothing runs as root and nothing is written outside that folder.
 """
@@ -45,6 +46,7 @@ from pathlib import Path
 import mlflow
 import pandas as pd
 
+import process_groups
 import processes
 import server_errors
 import tutorial_store
@@ -102,7 +104,8 @@ def roll_out(args, folder, haproxy):
         processes.port_must_be_free(args.host, args.port, "the front door", "--port")
     slot = "green" if live and live["slot"] == "blue" else "blue"
     slot_port = args.green_port if slot == "green" else args.blue_port
-    processes.stop_group(folder / f"{slot}.pid")  # left over from a rollout that failed its check
+    # Left over from a rollout that failed its check:
+    process_groups.stop_group(folder / f"{slot}.pid")
     processes.port_must_be_free("127.0.0.1", slot_port, f"the {slot} slot", f"--{slot}-port")
     keeps = f"version {live['version']} keeps serving" if live else "nothing was started"
 
@@ -119,7 +122,7 @@ def roll_out(args, folder, haproxy):
     try:
         check_slot(slot_process, slot_port, body, expected, folder / f"{slot}.log", args.timeout)
     except CheckFailed as why:
-        processes.stop_group(folder / f"{slot}.pid")
+        process_groups.stop_group(folder / f"{slot}.pid")
         raise SystemExit(
             f"error: version {version} failed its check on the {slot} slot ({why}); {keeps}"
         ) from None
@@ -142,7 +145,7 @@ def roll_out(args, folder, haproxy):
     )
     checked = subprocess.run([haproxy, "-c", "-q", "-f", new_config], capture_output=True)
     if checked.returncode:
-        processes.stop_group(folder / f"{slot}.pid")
+        process_groups.stop_group(folder / f"{slot}.pid")
         why = processes.last_line(checked.stderr)
         raise SystemExit(f"error: haproxy refuses {new_config}: {why}")
     new_config.replace(config)
@@ -151,13 +154,13 @@ def roll_out(args, folder, haproxy):
         # SIGUSR2 to HAProxy's master: a graceful reload. New workers read the new config and
         # take new connections; the old ones answer what they hold, then leave.
         master = int((folder / "haproxy.pid").read_text())
-        old_workers = processes.children(master)  # HAProxy's workers are its master's children
+        old_workers = process_groups.children(master)  # HAProxy's workers are its master's children
         os.kill(master, signal.SIGUSR2)
     else:
         proxy = start_proxy(folder, haproxy, config)
     if not wait_for_version(front_door, version, timeout=15):
         if not live and proxy.poll() is not None:
-            processes.stop_group(folder / f"{slot}.pid")
+            process_groups.stop_group(folder / f"{slot}.pid")
             why = processes.last_line((folder / "haproxy.log").read_bytes())
             raise SystemExit(f"error: haproxy did not start: {why}")
         raise SystemExit(
@@ -169,8 +172,8 @@ def roll_out(args, folder, haproxy):
     if live:
         # 5. The old slot stays up until the old HAProxy workers, and what they had in flight,
         # are gone: a request they forward after this point still reaches it.
-        processes.wait_until_gone(old_workers, parent=master, timeout=args.drain + 5)
-        processes.stop_group(folder / f"{live['slot']}.pid")
+        process_groups.wait_until_gone(old_workers, parent=master, timeout=args.drain + 5)
+        process_groups.stop_group(folder / f"{live['slot']}.pid")
         print(f"Stopped the {live['slot']} slot (version {live['version']}) after its last answer")
     print(f"Rollout done in {time.monotonic() - started:.1f} s; logs in {folder}")
 
@@ -244,27 +247,27 @@ def wait_for_version(front_door, version, timeout):
 def start_slot(folder, slot, port, model_name, version):
     env = dict(os.environ, PORT=str(port), HOST="127.0.0.1", MODEL_NAME=model_name)
     env.update(VERSION=version, MLFLOW_TRACKING_URI=mlflow.get_tracking_uri())
-    return processes.start_group(folder, slot, [str(REPO / "serve_model.sh")], env)
+    return process_groups.start_group(folder, slot, [str(REPO / "serve_model.sh")], env)
 
 
 def start_proxy(folder, haproxy, config):
     # -W: master-worker, so that SIGUSR2 reloads; -db: stay in the foreground (its log is
     # the access log, one line per request, in rollout/state/haproxy.log).
     command = [haproxy, "-W", "-db", "-f", str(config)]
-    return processes.start_group(folder, "haproxy", command, os.environ)
+    return process_groups.start_group(folder, "haproxy", command, os.environ)
 
 
 def live_slot(folder):
     """{'slot', 'version'} of what the front door serves, or None if the proxy is not running."""
     live = folder / "live.json"
-    if live.exists() and processes.running(folder / "haproxy.pid"):
+    if live.exists() and process_groups.running(folder / "haproxy.pid"):
         return json.loads(live.read_text())
     return None
 
 
 def stop_everything(folder, quiet=False):
     for name in ("haproxy", *SLOTS):
-        if processes.stop_group(folder / f"{name}.pid") and not quiet:
+        if process_groups.stop_group(folder / f"{name}.pid") and not quiet:
             print(f"Stopped {name}")
     (folder / "live.json").unlink(missing_ok=True)
 

@@ -40,6 +40,8 @@ import time
 import urllib.request
 from pathlib import Path
 
+import process_groups
+
 HERE = Path(__file__).resolve().parent
 PG_BIN = Path(
     "/usr/lib/postgresql/15/bin"
@@ -110,52 +112,18 @@ def write_private(path: Path, text: str) -> None:
     path.write_text(text)
 
 
-# --- Process groups --------------------------------------------------------------------------
+# --- Process groups (process_groups.py, at the repository root: the rollout's too) -----------
 
 
 def start_group(folder: Path, name: str, command: list, env: dict | None = None) -> None:
-    """`command` in a new session, its output in <name>.log, its process group in <name>.pid."""
-    with open(folder / f"{name}.log", "a") as log:
-        process = subprocess.Popen(
-            [str(part) for part in command],
-            env={**os.environ, **(env or {})},
-            cwd=folder,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    (folder / f"{name}.pid").write_text(str(process.pid))
-
-
-def group_alive(group: int) -> bool:
-    """Whether any process of the group is alive (a zombie does not count)."""
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        with contextlib.suppress(OSError):
-            fields = stat.read_text().rpartition(")")[2].split()
-            if fields[0] != "Z" and int(fields[2]) == group:
-                return True
-    return False
+    """`command` in a new session, in `folder`, its output appended to <name>.log."""
+    process_groups.start_group(
+        folder, name, command, env={**os.environ, **(env or {})}, cwd=folder, append=True
+    )
 
 
 def running(folder: Path, name: str) -> bool:
-    pid = folder / f"{name}.pid"
-    return pid.exists() and group_alive(int(pid.read_text()))
-
-
-def stop_group(folder: Path, name: str, first: signal.Signals, patience: float) -> None:
-    """Signal the group `first`, wait `patience` seconds, then SIGKILL what is left."""
-    pid = folder / f"{name}.pid"
-    if not pid.exists():
-        return
-    group = int(pid.read_text())
-    for sig, wait in ((first, patience), (signal.SIGKILL, 5)):
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(group, sig)
-        deadline = time.monotonic() + wait
-        while group_alive(group) and time.monotonic() < deadline:
-            time.sleep(0.1)
-    pid.unlink()
+    return process_groups.running(folder / f"{name}.pid")
 
 
 def wait_until(ready, what: str, folder: Path, name: str, timeout: float = 120) -> None:
@@ -407,7 +375,7 @@ def stop(args) -> None:
     order += [("seaweedfs", signal.SIGTERM, 3), ("postgres", signal.SIGINT, 30)]
     stopped = [name for name, first, patience in order if (folder / f"{name}.pid").exists()]
     for name, first, patience in order:
-        stop_group(folder, name, first, patience)
+        process_groups.stop_group(folder / f"{name}.pid", first, patience)
     print(f"Stopped: {', '.join(stopped) or 'nothing was running'}")
 
 

@@ -38,7 +38,8 @@
 #   INFO:     127.0.0.1:53422 - "POST /api/2.0/mlflow/runs/log-batch HTTP/1.1" 200
 set -euo pipefail
 
-repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+source "$(dirname "${BASH_SOURCE[0]}")/../tutorial_shell.sh"
+repo="$tutorial_repo"
 HOST="${HOST:-127.0.0.1}"
 PORT="${PORT:-5050}"
 WORKERS="${WORKERS:-1}"
@@ -50,27 +51,14 @@ export MLFLOW_SERVER_ENABLE_JOB_EXECUTION="${MLFLOW_SERVER_ENABLE_JOB_EXECUTION:
 # model loaders may not deserialize anything in it (MLflow's default, true, would let them).
 export MLFLOW_ALLOW_PICKLE_DESERIALIZATION=false
 
-# Use the mlflow of the active environment, else the one `make` installed into .venv.
-if ! command -v mlflow >/dev/null; then
-    if [ -x "$repo/.venv/bin/mlflow" ]; then
-        PATH="$repo/.venv/bin:$PATH"
-    else
-        echo "error: mlflow not found; run 'make demo' or activate the virtual environment" >&2
-        exit 1
-    fi
-fi
+# The active environment's mlflow, else .venv's; $python beside it (tutorial_shell.sh).
+use_mlflow
 
 # `./team-server/tracking_server.sh --help` is MLflow's own help for every option this script passes on.
 case "${1:-}" in -h | --help) exec mlflow server --help ;; esac
 
 # A busy port would end in uvicorn's "[Errno 98]" line after "startup complete"; say it first.
-python="$(dirname "$(command -v mlflow)")/python"
-[ -x "$python" ] || python=python3
-if ! "$python" -c "import socket, sys; socket.create_server((sys.argv[1], int(sys.argv[2]))).close()" \
-    "$HOST" "$PORT" 2>/dev/null; then
-    echo "error: port $PORT on $HOST is in use (another server?); choose one with PORT=..." >&2
-    exit 1
-fi
+port_free "$HOST" "$PORT"
 
 # A SQLite store: one you named must exist; the default one is made on the first start. Either
 # way, say what it holds, so that a server on the wrong (empty) store shows it in its first lines.

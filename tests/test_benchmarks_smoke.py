@@ -66,6 +66,6 @@ def test_the_benchmark_runs_at_tiny_sizes_and_writes_its_report(tmp_path, start_
         # The checksum column: pandas and Spark agreed (run.py fails otherwise).
         assert re.search(r"\| 500 \| .* \| [0-9a-f]{12} \|", text), text
     if "load" in HALVES[half]:
-        # One client, its run recorded whole: 22 params, 5 metrics, the figure and the model.
+        # One client, its run recorded whole: its params, 5 metrics, the figure and the model.
         whole = r"\| SQLite \| 1 \| 1 / 1 \| \d+ \| \d+ \| \d+ \| 0 \| 1 / 1 \|"
         assert re.search(whole, text), text

@@ -35,7 +35,12 @@ from conftest import (
     wait_for_http,
 )
 
+# One worker runs this file and the container page (make's --dist loadgroup): one daemon.
+pytestmark = pytest.mark.xdist_group("container")
 MODEL = "breast-cancer-classifier"
+# The page's image, kept under this name while this module builds its own: its layers (nginx,
+# `pip install mlflow`) stay in the daemon, and the build below reuses them, as Docker does.
+PAGES_LAYERS = "page-image-layers"
 BUILD = str(REPO / "container" / "build_image.sh")
 RUN = str(REPO / "container" / "run_image.sh")
 SAMPLE_REQUEST = (REPO / "data" / "sample_request.json").read_bytes()
@@ -61,8 +66,9 @@ def built(docker, trained_store_db, tmp_path_factory):
     store = store_from(trained_store_db, tmp_path_factory.mktemp("container"))
     store.env.update(DOCKER_HOST=docker.host, BUILD_FOLDER=str(store.root / "build"))
     assert store.call("register_model.py", "--run-name", "forest").returncode == 0
-    for tag in tags(docker):  # left by a docs track that failed before its `docker rmi`
-        docker.run("rmi", "--force", f"{MODEL}:{tag}", check=False)
+    for tag in tags(docker):  # left by the page's track (tests/test_docs.py)
+        docker.run("tag", f"{MODEL}:{tag}", f"{PAGES_LAYERS}:{tag}", check=False)
+        docker.run("rmi", f"{MODEL}:{tag}", check=False)  # the tag; the layers stay
     started = time.monotonic()
     result = run_command([BUILD], env=store.env, cwd=REPO, timeout=1500)
     seconds = time.monotonic() - started
@@ -70,6 +76,9 @@ def built(docker, trained_store_db, tmp_path_factory):
     yield store, result, seconds
     for tag in tags(docker):
         docker.run("rmi", "--force", f"{MODEL}:{tag}", check=False)
+    kept = docker.run("images", PAGES_LAYERS, "--format", "{{.Tag}}").stdout.split()
+    for tag in kept:
+        docker.run("rmi", "--force", f"{PAGES_LAYERS}:{tag}", check=False)
 
 
 def test_the_champion_becomes_an_image_named_by_its_version(built, docker):

@@ -533,7 +533,17 @@ def run_track(pages: list[str], before: list[str], tmp_path: Path) -> None:
                 os.killpg(int(pid_file.read_text()), signal.SIGKILL)
 
 
-@pytest.mark.parametrize("track", TRACKS)
+# The container page builds on the worker that runs tests/test_container.py (one xdist group):
+# one Docker daemon, whose layers from the page's build test_container.py's build reuses.
+@pytest.mark.parametrize(
+    "track",
+    [
+        pytest.param(track, marks=pytest.mark.xdist_group("container"))
+        if track == "container"
+        else track
+        for track in TRACKS
+    ],
+)
 def test_track_runs_as_written(track, tmp_path, request, monkeypatch):
     if track == "container":  # a Docker daemon of the session's own (conftest's `docker`)
         monkeypatch.setenv("DOCKER_HOST", request.getfixturevalue("docker").host)

@@ -368,11 +368,17 @@ def test_a_bad_input_is_one_line_and_leaves_no_run(case, champion_store, tmp_pat
     store = champion_store
     make, expected = BAD_INPUTS[case]
     args = make(store, tmp_path)
-    result = store.run(CHECK, *args, check=False)
+    # The first case as a reader's shell runs it, a new interpreter whose whole output is checked
+    # clean; the others in this process (Store.call: the same code path, without Evidently's
+    # seconds of imports each time).
+    if case == next(iter(BAD_INPUTS)):
+        result = store.run(CHECK, *args, check=False)
+        assert_clean(result)
+    else:
+        result = store.call(CHECK, *args)
     assert result.returncode == 1, result
     assert result.stderr.count("\n") == 1 and result.stdout == "", result.stderr
     assert result.stderr.startswith(expected.format(folder=tmp_path, repo=REPO)), result.stderr
-    assert_clean(result)
     assert checks(store) == []  # checked before any run starts: nothing half-logged
     for experiment in store.client.search_experiments():
         for run in store.client.search_runs([experiment.experiment_id]):

@@ -324,15 +324,17 @@ def test_a_pickled_model_is_refused_then_relogged_in_skops_on_consent(old_projec
     client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{db}", registry_uri=f"sqlite:///{db}")
     version = client.get_model_version_by_alias(MODEL, "champion")
     assert str(version.version) == "3" and version.tags["relogged_from_version"] == "2"
-    saved_uri = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
-    try:
-        mlflow.set_tracking_uri(f"sqlite:///{db}")
-        mlflow.set_registry_uri(f"sqlite:///{db}")
-        info = mlflow.models.get_model_info(f"models:/{MODEL}/3")
-        old_signature = mlflow.models.get_model_info(f"models:/{MODEL}/2").signature
-    finally:
-        mlflow.set_tracking_uri(saved_uri[0])
-        mlflow.set_registry_uri(saved_uri[1])
+    # Each version's MLmodel, read from this store alone: no global tracking or registry URI
+    # is set, which would outlive the test in this worker.
+    info, old = (
+        mlflow.models.Model.load(
+            mlflow.artifacts.download_artifacts(
+                f"models:/{MODEL}/{number}/MLmodel", tracking_uri=f"sqlite:///{db}"
+            )
+        )
+        for number in (3, 2)
+    )
+    old_signature = old.signature
     assert info.flavors["sklearn"]["serialization_format"] == "skops"
     assert info.flavors["sklearn"]["skops_trusted_types"]
     assert info.signature == old_signature

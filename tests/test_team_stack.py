@@ -45,7 +45,7 @@ from conftest import (
 pytestmark = pytest.mark.xdist_group("team_stack")
 TEAM_STACK = REPO / "team-server" / "team_stack.py"
 MODEL_NAME = "breast-cancer-classifier"
-CLIENTS, RUNS_PER_CLIENT = 8, 10
+CLIENTS, RUNS_PER_CLIENT = 8, 3  # at least 3 runs each, then on until told to stop
 
 
 class Stack:
@@ -136,6 +136,12 @@ def test_the_lesson_runs_against_the_stack_and_every_artifact_is_in_the_bucket(s
     run(REPO / "predict.py", "--data", str(DATA), "--output", "predictions.csv")
     predicted = pd.read_csv(laptop / "predictions.csv")["prediction"].tolist()
     assert len(predicted) == len(pd.read_csv(DATA)) and set(predicted) <= {"benign", "malignant"}
+    # The drift check on a batch the champion answered: it finds the training rows through the
+    # champion's run on the stack, and its report goes to the bucket as well.
+    batch = str(REPO / "data" / "later_steady.csv")
+    run(REPO / "predict.py", "--data", batch, "--output", "steady-answers.csv")
+    checked = run(REPO / "monitoring" / "check_drift.py", "--data", batch, "--predictions", "steady-answers.csv")  # fmt: skip
+    assert "steady: 0 of 30 features drifted" in checked.stdout, checked.stdout
 
     # serve_model.sh by alias, through the stack; its answers are predict.py's.
     port = free_port()
@@ -164,6 +170,9 @@ def test_the_lesson_runs_against_the_stack_and_every_artifact_is_in_the_bucket(s
     # Every run's figure and every logged model's files are in the bucket, found by S3.
     client = mlflow.MlflowClient(stack.url)
     keys = stack.keys()
+    monitoring = client.get_experiment_by_name("breast-cancer-monitoring").experiment_id
+    (check,) = client.search_runs([monitoring])
+    assert f"artifacts/{monitoring}/{check.info.run_id}/artifacts/drift_report.html" in keys
     for experiment in ["breast-cancer-random-forest", "breast-cancer-neural-network"]:
         experiment_id = client.get_experiment_by_name(experiment).experiment_id
         (run,) = client.search_runs([experiment_id])
@@ -174,7 +183,7 @@ def test_the_lesson_runs_against_the_stack_and_every_artifact_is_in_the_bucket(s
         assert f"/models/{model.model_id}/artifacts/MLmodel" in " ".join(keys)
         assert stack.bucket().Object(skops).content_length > 10_000  # the fitted model itself
     # ...and none on the laptop: it holds its predictions, nothing else.
-    assert sorted(p.name for p in laptop.iterdir()) == ["predictions.csv"]
+    assert sorted(p.name for p in laptop.iterdir()) == ["predictions.csv", "steady-answers.csv"]
 
 
 def census(stack: Stack, experiment_id: str, outputs: list[Path]) -> None:
@@ -196,21 +205,18 @@ def census(stack: Stack, experiment_id: str, outputs: list[Path]) -> None:
         assert stack.bucket().Object(key).get()["Body"].read().decode() == each["text"]
 
 
-def clients_logging(stack: Stack, experiment: str, tmp_path: Path, clients: int, runs: int):
-    """`clients` processes of tests/team_stack_client.py, started at once; their outputs."""
+def clients_logging(
+    stack: Stack, experiment: str, tmp_path: Path, clients: int, runs: int, stop_file=None
+):
+    """`clients` processes of tests/team_stack_client.py, started at once; their outputs. With
+    `stop_file`, each logs at least `runs` runs and goes on until that file exists."""
     experiment_id = mlflow.MlflowClient(stack.url).create_experiment(experiment)
     outputs = [tmp_path / f"client-{n}.json" for n in range(clients)]
+    until = [str(stop_file)] if stop_file else []
+    script = str(REPO / "tests" / "team_stack_client.py")
     processes = [
         start_script(
-            [
-                str(REPO / "tests" / "team_stack_client.py"),
-                experiment_id,
-                f"c{n}",
-                str(runs),
-                output,
-            ],  # fmt: skip
-            tmp_path,
-            laptop_env(stack),
+            [script, experiment_id, f"c{n}", str(runs), output, *until], tmp_path, laptop_env(stack)
         )
         for n, output in enumerate(outputs)
     ]
@@ -228,26 +234,38 @@ def finish(processes) -> None:
             stop_process_group(process)
 
 
+def wait_for_runs(client, experiment_id: str, count: int, why: str) -> None:
+    deadline = time.monotonic() + 180
+    while len(client.search_runs([experiment_id], max_results=1000)) < count:
+        assert time.monotonic() < deadline, why
+        time.sleep(0.2)
+
+
 def test_a_replica_killed_under_8_clients_loses_nothing(stack, tmp_path):
+    # The clients log until told to stop: the load is on through the crash and the restart.
+    stop_file = tmp_path / "stop"
     experiment_id, outputs, processes = clients_logging(
-        stack, "eight-clients", tmp_path, CLIENTS, RUNS_PER_CLIENT
+        stack, "eight-clients", tmp_path, CLIENTS, RUNS_PER_CLIENT, stop_file
     )
     client = mlflow.MlflowClient(stack.url)
+    log = stack.folder / "replica-1.log"
     try:
-        # Once the clients are logging, replica 1 crashes; the stack's start brings it back.
-        deadline = time.monotonic() + 120
-        while len(client.search_runs([experiment_id])) < CLIENTS:
-            assert time.monotonic() < deadline, "the clients never started logging"
-            time.sleep(0.2)
+        # Once every client is logging, replica 1 crashes; the stack's start brings it back.
+        wait_for_runs(client, experiment_id, CLIENTS, "the clients never started logging")
         stack.kill("replica-1")
-        assert all(p.poll() is None for p in processes), "the clients ended before the crash"
         restarted = stack.command("start", "--port", str(stack.port))
         assert "(started in" in restarted.stdout
-        # The census below holds whether the clients finished while one replica was down, or
-        # after it was back: the first is what a crash looks like, the second a restart.
-        logging = sum(p.poll() is None for p in processes)
-        print(f"\n{logging} of {CLIENTS} clients still logging when replica 1 was back")
+        assert all(p.poll() is None for p in processes), "a client ended while a replica was down"
+        # Under the same load, the restarted replica serves again: two more runs per client,
+        # and requests in its log since the restart.
+        since = log.stat().st_size
+        done = len(client.search_runs([experiment_id], max_results=1000))
+        wait_for_runs(client, experiment_id, done + 2 * CLIENTS, "the load stopped after restart")
+        served = log.read_text(errors="replace")[since:]
+        assert re.search(r'"POST /api/2.0/mlflow/runs/log-batch HTTP/1.1" 200', served), served
+        assert all(p.poll() is None for p in processes), "the clients ended before the restart"
     finally:
+        stop_file.touch()
         finish(processes)
     census(stack, experiment_id, outputs)
 
@@ -297,8 +315,19 @@ def test_the_object_store_stopped_is_one_line_and_the_model_is_kept(stack, tmp_p
     assert any(key.endswith("confusion_matrix.png") for key in keys)
 
 
+def ensure_champion(stack: Stack, env: dict, folder: Path) -> None:
+    """The champion the lesson's test registers, or one of this test's own where the stack has
+    none (xdist may run this module's tests in another order, or this test alone)."""
+    try:
+        mlflow.MlflowClient(stack.url).get_model_version_by_alias(MODEL_NAME, "champion")
+    except mlflow.exceptions.MlflowException:
+        for script in (["train_rfc.py", *FAST_RFC], ["register_model.py"]):
+            assert_clean(run_command([PYTHON, REPO / script[0], *script[1:]], env=env, cwd=folder))
+
+
 def test_gc_removes_a_deleted_run_and_a_backup_restores_the_same_store(stack, tmp_path):
     env = laptop_env(stack)
+    ensure_champion(stack, env, tmp_path)
     experiment_id, outputs, processes = clients_logging(stack, "housekeeping", tmp_path, 1, 2)
     finish(processes)
     doomed, kept = [run["run_id"] for run in json.loads(outputs[0].read_text())["runs"]]

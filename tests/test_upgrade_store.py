@@ -128,9 +128,8 @@ def upgrade_and_check(old_python, uri, folder, start_process, old_predictions) -
     )
     assert_clean(compared)
     assert " items compared: 0 differ " in compared.stdout, compared.stdout
-    assert (
-        "runs                        3        3" in compared.stdout
-    )  # two trainings, one decision
+    # Two trainings, the gate's decision run and its nested run scoring the challenger.
+    assert "runs                        4        4" in compared.stdout, compared.stdout
     assert "aliases                     1        1" in compared.stdout
     predicted = run_command([PYTHON, str(REPO / "predict.py")], env=client_env, cwd=folder)
     assert_clean(predicted)
@@ -155,11 +154,27 @@ def upgrade_and_check(old_python, uri, folder, start_process, old_predictions) -
     return seconds
 
 
+@pytest.fixture(scope="module")
+def old_sqlite_store(old_python, tmp_path_factory) -> tuple[Path, str]:
+    """A SQLite store the older MLflow wrote (its artifacts beside it), written once for the
+    module, and its champion's answers; each test upgrades a copy of the database."""
+    folder = tmp_path_factory.mktemp("old-sqlite")
+    return folder, write_old_store(old_python, f"sqlite:///{folder / 'mlflow.db'}", folder)
+
+
+def copy_of(old_sqlite_store, tmp_path: Path) -> tuple[Path, str]:
+    """The old database and its snapshot in `tmp_path`; the artifacts stay where they were."""
+    folder, old_predictions = old_sqlite_store
+    for name in ("mlflow.db", "before.json"):
+        shutil.copy2(folder / name, tmp_path / name)
+    return tmp_path / "mlflow.db", old_predictions
+
+
 def test_skipping_the_upgrade_upgrades_the_store_at_first_use_without_a_backup(
-    old_python, tmp_path
+    old_python, old_sqlite_store, tmp_path
 ):
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    old_predictions = write_old_store(old_python, uri, tmp_path)
+    db, old_predictions = copy_of(old_sqlite_store, tmp_path)
+    uri = f"sqlite:///{db}"
     old_schema = schema_of(tmp_path / "mlflow.db")
     # No `mlflow db upgrade`: the pinned MLflow's first client, predict.py here, finds tables
     # missing and runs every migration itself, there and then.
@@ -182,11 +197,10 @@ def schema_of(db: Path) -> str:
 
 
 def test_sqlite_store_upgrades_with_nothing_lost_and_its_copy_rolls_back(
-    old_python, tmp_path, start_process
+    old_python, old_sqlite_store, tmp_path, start_process
 ):
-    db = tmp_path / "mlflow.db"
+    db, old_predictions = copy_of(old_sqlite_store, tmp_path)
     uri = f"sqlite:///{db}"
-    old_predictions = write_old_store(old_python, uri, tmp_path)
     shutil.copy2(
         db, tmp_path / "mlflow.db.backup"
     )  # the writers are stopped: a file copy is a backup

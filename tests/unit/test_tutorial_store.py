@@ -20,6 +20,9 @@ def test_else_mlflow_db_in_the_repository_if_it_exists(tmp_path):
     assert tutorial_store.store_uri(tmp_path, {}) is None
     (tmp_path / "mlflow.db").touch()
     assert tutorial_store.store_uri(tmp_path, {}) == f"sqlite:///{tmp_path / 'mlflow.db'}"
+    # An empty MLFLOW_TRACKING_URI is unset, as MLflow reads it.
+    empty = {"MLFLOW_TRACKING_URI": ""}
+    assert tutorial_store.store_uri(tmp_path, empty) == f"sqlite:///{tmp_path / 'mlflow.db'}"
 
 
 def test_no_store_is_one_line_saying_what_to_run_first(tmp_path, monkeypatch):
