@@ -91,3 +91,14 @@ def live_processes():
         state, parent, group = fields[:3]
         if state != "Z":
             yield int(stat.parent.name), int(parent), int(group)
+
+
+def stop_process(process: subprocess.Popen, first=signal.SIGTERM, patience: float = 10) -> None:
+    """Stop a process started in a session of its own (start_new_session=True) and every process
+    of its group: `first`, then SIGKILL for what is left after `patience` seconds."""
+    with contextlib.suppress(ProcessLookupError, subprocess.TimeoutExpired):
+        os.killpg(process.pid, first)
+        process.wait(timeout=patience)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)  # leftovers: workers the leader left behind
+    process.wait(timeout=10)

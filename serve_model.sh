@@ -46,10 +46,7 @@ WORKERS="${WORKERS:-1}"
 VERSION="${VERSION:-}"
 ANSWER="${ANSWER:-labels}"
 ENV_MANAGER="${ENV_MANAGER:-local}"
-case "$ANSWER" in
-    labels | probabilities) ;;
-    *) echo "error: ANSWER must be labels or probabilities, got '$ANSWER'" >&2; exit 2 ;;
-esac
+check_answer
 case "$ENV_MANAGER" in
     local | uv) ;;
     *) echo "error: ENV_MANAGER must be local or uv, got '$ENV_MANAGER'" >&2; exit 2 ;;

@@ -6,6 +6,7 @@
 #   use_mlflow                 # the active environment's mlflow, else .venv's; sets $python
 #   use_store                  # exports MLFLOW_TRACKING_URI: mlflow.db at the repository root
 #   checked_version NAME ALIAS VERSION   # prints the version served, its MLmodel checked
+#   check_answer               # ANSWER is labels or probabilities
 #   port_free HOST PORT        # or one line naming the port
 #   need_docker                # docker on the PATH and a daemon that answers
 #
@@ -80,4 +81,12 @@ need_docker() {
             "start Docker, or point DOCKER_HOST at one" >&2
         exit 1
     fi
+}
+
+# ANSWER: `labels` (the default) or `probabilities`, each class's probability; else one line.
+check_answer() {
+    case "$ANSWER" in
+        labels | probabilities) ;;
+        *) echo "error: ANSWER must be labels or probabilities, got '$ANSWER'" >&2; exit 2 ;;
+    esac
 }

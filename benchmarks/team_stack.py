@@ -147,7 +147,7 @@ def load_row(bench: Bench, url: str, store: str, replicas: int, clients: int, ru
 
 def large_artifact(bench: Bench, url: str, replicas: int) -> list[str]:
     """One large file logged through the replicas, plain and in multipart (5 MiB parts)."""
-    mib = 5 if bench.s.quick else 200
+    mib = 5 if bench.s.quick else 500  # about the size of a large model's weights
     path = bench.work / "large.bin"
     with open(path, "wb") as out:
         out.truncate(mib * 2**20)  # zeros: what is timed is the transfer, not the content

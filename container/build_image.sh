@@ -12,6 +12,7 @@
 #
 #   ./container/build_image.sh               # the champion -> breast-cancer-classifier:v<N>
 #   VERSION=3 ./container/build_image.sh     # version 3, whatever the alias says
+#   ANSWER=probabilities ./container/build_image.sh   # -> breast-cancer-classifier:v<N>-probabilities
 #
 # The built image must load its model before it gets its name: it is built under a temporary
 # tag, and only retagged <name>:v<N> when `mlflow.pyfunc.load_model` works inside it. A build
@@ -20,6 +21,9 @@
 # Settings (environment variables, defaults in brackets):
 #   MODEL_NAME [breast-cancer-classifier]   ALIAS [champion]
 #   VERSION [unset]: build this version number instead of the alias's.
+#   ANSWER [labels]: `probabilities` builds an image that answers each class's probability: the
+#     checked version saved again by `predict.py --probabilities-model` (MLflow's
+#     pyfunc_predict_fn="predict_proba", checked again), tagged <name>:v<N>-probabilities.
 #   BUILD_NETWORK [host]: the network the Dockerfile's RUN steps use to reach apt and PyPI. The
 #     host's own works wherever this machine reaches them; `default` is Docker's bridge.
 #   BUILD_FOLDER [<repository>/container/build]: where the Dockerfile, the model files it copies
@@ -36,8 +40,10 @@ repo="$tutorial_repo"
 MODEL_NAME="${MODEL_NAME:-breast-cancer-classifier}"
 ALIAS="${ALIAS:-champion}"
 VERSION="${VERSION:-}"
+ANSWER="${ANSWER:-labels}"
 BUILD_NETWORK="${BUILD_NETWORK:-host}"
 BUILD_FOLDER="${BUILD_FOLDER:-$repo/container/build}"
+check_answer
 use_mlflow
 use_store
 
@@ -46,6 +52,8 @@ use_store
 # here, and nothing is copied or built.
 version="$(checked_version "$MODEL_NAME" "$ALIAS" "$VERSION")"
 image="$MODEL_NAME:v$version"
+model_uri="models:/$MODEL_NAME/$version"
+[ "$ANSWER" = labels ] || image="$image-probabilities"
 building="$MODEL_NAME:building-v$version"  # the temporary tag, until the image passes its check
 
 # 2. A Docker daemon that answers. `docker info` fails within seconds when there is none.
@@ -59,12 +67,19 @@ fi
 # the image's own Python runs the model, FROM python:<the model's Python>-slim. (MLflow's
 # default, virtualenv, starts FROM ubuntu and compiles that Python with pyenv instead.)
 folder="$BUILD_FOLDER/$MODEL_NAME-v$version"
+[ "$ANSWER" = labels ] || folder="$folder-probabilities"
 rm -rf "$folder"
 mkdir -p "$folder"
 log="$folder/build.log"
 started=$SECONDS
+if [ "$ANSWER" = probabilities ]; then
+    # The same checked version, saved again to answer predict_proba; checked again once saved.
+    model_uri="$folder/probabilities-model"
+    "$python" "$repo/predict.py" --model-name "$MODEL_NAME" --version "$version" \
+        --probabilities-model "$model_uri" >/dev/null || exit 1
+fi
 echo "Building $image from models:/$MODEL_NAME/$version (checked); log in ${folder#"$PWD/"}/build.log"
-if ! mlflow models generate-dockerfile --model-uri "models:/$MODEL_NAME/$version" \
+if ! mlflow models generate-dockerfile --model-uri "$model_uri" \
     --env-manager local --output-directory "$folder" >"$log" 2>&1; then
     echo "error: mlflow models generate-dockerfile failed: $(grep -v '^$' "$log" | tail -n 1)" >&2
     exit 1

@@ -11,6 +11,7 @@
 #   ./container/run_image.sh                 # http://127.0.0.1:5070
 #   PORT=6000 WORKERS=2 ./container/run_image.sh
 #   VERSION=3 ./container/run_image.sh       # version 3's image, whatever the alias says
+#   ANSWER=probabilities ./container/run_image.sh    # its image that answers probabilities
 #
 # Why not the image's default command: it starts nginx on port 8080 of every network interface,
 # in front of uvicorn on 8000. Published with `docker run -p 127.0.0.1:5070:8080` that is fine
@@ -20,6 +21,8 @@
 # Settings (environment variables, defaults in brackets):
 #   PORT [5070]   WORKERS [1]   MODEL_NAME [breast-cancer-classifier]   ALIAS [champion]
 #   VERSION [unset]: run this version's image instead of the alias's.
+#   ANSWER [labels]: `probabilities` runs <name>:v<N>-probabilities (build_image.sh builds it
+#     with the same setting): a list per row, each class's probability.
 #   MLFLOW_SCORING_SERVER_REQUEST_TIMEOUT [60]: seconds a prediction may take before the
 #     server gives up on it (HTTP 504); passed into the container.
 #   MLFLOW_TRACKING_URI [sqlite:///<repository>/mlflow.db]: the registry that names the version.
@@ -36,17 +39,22 @@ WORKERS="${WORKERS:-1}"
 MODEL_NAME="${MODEL_NAME:-breast-cancer-classifier}"
 ALIAS="${ALIAS:-champion}"
 VERSION="${VERSION:-}"
+ANSWER="${ANSWER:-labels}"
 TIMEOUT="${MLFLOW_SCORING_SERVER_REQUEST_TIMEOUT:-60}"
+check_answer
 use_mlflow
 use_store
 
 # The version the alias points at now (or VERSION), checked as build_image.sh checked it.
 VERSION="$(checked_version "$MODEL_NAME" "$ALIAS" "$VERSION")"
 image="$MODEL_NAME:v$VERSION"
+[ "$ANSWER" = labels ] || image="$image-probabilities"
 
 need_docker
 if ! docker image inspect "$image" >/dev/null 2>&1; then
-    echo "error: no image $image; build it first: VERSION=$VERSION ./container/build_image.sh" >&2
+    settings="VERSION=$VERSION"
+    [ "$ANSWER" = labels ] || settings="$settings ANSWER=$ANSWER"
+    echo "error: no image $image; build it first: $settings ./container/build_image.sh" >&2
     exit 1
 fi
 # With the host's network the container's server binds this machine's port: a busy one would

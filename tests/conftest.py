@@ -32,6 +32,8 @@ import mlflow
 import pytest
 from mlflow.tracking import MlflowClient
 
+import process_groups
+
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO / "data" / "breast_cancer_train.csv"  # what the training scripts read by default
 PYTHON = sys.executable
@@ -322,17 +324,7 @@ def wait_for_http(url: str, process: subprocess.Popen, timeout: float = 90) -> N
 
 def stop_process_group(process: subprocess.Popen) -> None:
     """Stop a process started with start_new_session=True, and everything it started."""
-    if process.poll() is None:
-        try:
-            os.killpg(process.pid, signal.SIGTERM)
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            pass
-    try:
-        os.killpg(process.pid, signal.SIGKILL)  # leftovers: gunicorn/uvicorn workers
-    except ProcessLookupError:
-        pass
-    process.wait(timeout=10)
+    process_groups.stop_process(process)
 
 
 def stop_team_stack(folder: Path) -> None:

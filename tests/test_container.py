@@ -203,6 +203,34 @@ def test_the_container_answers_as_predict_py_does_here(built, docker, start_proc
         docker.run("rm", "--force", name, check=False)
 
 
+def test_the_probabilities_image_answers_as_predict_py_proba_does_here(
+    built, docker, start_process, tmp_path
+):
+    """ANSWER=probabilities: an image of its own (the checked version saved again with
+    pyfunc_predict_fn="predict_proba"), built on the layers the labels image left, answering
+    each class's probability as the champion does in this process."""
+    store, _, _ = built
+    env = dict(store.env, ANSWER="probabilities")
+    result = run_command([BUILD], env=env, cwd=REPO, timeout=1500)
+    assert_clean(result)
+    assert re.search(rf"^Built {MODEL}:v1-probabilities in \d+ s", result.stdout, re.M), (
+        result.stdout
+    )
+    port = free_port()
+    server = start_process([RUN], env=dict(env, PORT=str(port)), cwd=REPO, log=tmp_path / "log")
+    try:
+        wait_for_http(f"http://127.0.0.1:{port}/ping", server, timeout=180)
+        here = store.call("predict.py", "--proba")
+        there = store.call("predict.py", "--proba", "--url", f"http://127.0.0.1:{port}")
+        assert here.returncode == there.returncode == 0, here.stderr + there.stderr
+        assert there.stdout == here.stdout and here.stdout.startswith(
+            "prediction,benign,malignant\n"
+        )
+    finally:
+        docker.run("rm", "--force", f"{MODEL}-v1-{port}", check=False)
+        docker.run("rmi", "--force", f"{MODEL}:v1-probabilities", check=False)
+
+
 # Run inside the container: wait for nginx, send the sample request, then announce a body one
 # byte over the limit (argv[1], bytes). nginx answers 413 from the Content-Length alone.
 PROBE = """

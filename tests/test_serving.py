@@ -173,7 +173,7 @@ def test_predict_and_serve_on_a_folder_without_a_store_say_so_and_create_nothing
     folder = tmp_path / "no store yet"
     folder.mkdir()
     scripts = "predict.py check_model.py input_checks.py server_errors.py tutorial_store.py"
-    scripts = f"{scripts} serve_model.sh".split()
+    scripts = f"{scripts} serve_model.sh tutorial_shell.sh".split()
     for name in scripts:
         shutil.copy2(REPO / name, folder / name)
     (folder / "data").mkdir()

@@ -70,6 +70,12 @@ def old_predict(old_python) -> list[str]:
     return [str(old_python), "-c", program, str(REPO / "data" / "sample_rows.csv")]
 
 
+def old_compare(old_python: Path, folder: Path, uri: str, *args: str, check=True):
+    """old-stores/compare_stores.py run by the older MLflow against `uri`, in `folder`."""
+    command = [str(old_python), str(REPO / "old-stores" / "compare_stores.py"), *args, uri]
+    return run_command(command, env=old_env(uri), cwd=folder, check=check)
+
+
 def write_old_store(old_python: Path, uri: str, folder: Path) -> str:
     """The tutorial's scripts, run by the older MLflow: runs, the gate's decision, champion."""
     env = old_env(uri)
@@ -85,17 +91,7 @@ def write_old_store(old_python: Path, uri: str, folder: Path) -> str:
     gate = run_command([str(old_python), str(REPO / "register_model.py")], env=env, cwd=folder)
     assert "Alias 'champion' now points at version 1." in gate.stdout, gate.stdout
     assert "Gate: promoted, first promotion" in gate.stdout, gate.stdout
-    run_command(
-        [
-            str(old_python),
-            str(REPO / "old-stores" / "compare_stores.py"),
-            "--save",
-            str(folder / "before.json"),
-            uri,
-        ],
-        env=env,
-        cwd=folder,
-    )
+    old_compare(old_python, folder, uri, "--save", str(folder / "before.json"))
     return run_command(old_predict(old_python), env=env, cwd=folder).stdout
 
 
@@ -137,18 +133,7 @@ def upgrade_and_check(old_python, uri, folder, start_process, old_predictions) -
     # The one line the page shows and explains: the model records the MLflow that logged it.
     assert f" - mlflow (current: 3.17.2, required: mlflow=={OLD_VERSION})" in predicted.stderr
     # The old MLflow no longer reads the upgraded store, and says so (wrongly: "out-of-date").
-    locked_out = run_command(
-        [
-            str(old_python),
-            str(REPO / "old-stores" / "compare_stores.py"),
-            "--save",
-            str(folder / "x.json"),
-            uri,
-        ],
-        env=old_env(uri),
-        cwd=folder,
-        check=False,
-    )
+    locked_out = old_compare(old_python, folder, uri, "--save", str(folder / "x.json"), check=False)
     assert locked_out.returncode != 0
     assert OUT_OF_DATE in locked_out.stderr
     return seconds
@@ -208,16 +193,7 @@ def test_sqlite_store_upgrades_with_nothing_lost_and_its_copy_rolls_back(
     print(f"SQLite upgrade {OLD_VERSION} -> pinned: {seconds:.1f} s")
     # Roll back: the copy back in place, and the old MLflow reads its store again.
     shutil.copy2(tmp_path / "mlflow.db.backup", db)
-    again = run_command(
-        [
-            str(old_python),
-            str(REPO / "old-stores" / "compare_stores.py"),
-            str(tmp_path / "before.json"),
-            uri,
-        ],
-        env=old_env(uri),
-        cwd=tmp_path,
-    )
+    again = old_compare(old_python, tmp_path, uri, str(tmp_path / "before.json"))
     assert " items compared: 0 differ " in again.stdout
     assert (
         run_command(
@@ -252,16 +228,7 @@ def test_postgresql_store_upgrades_with_nothing_lost_and_its_dump_rolls_back(
             env=base_env(),
             cwd=tmp_path,
         )
-        again = run_command(
-            [
-                str(old_python),
-                str(REPO / "old-stores" / "compare_stores.py"),
-                str(tmp_path / "before.json"),
-                uri,
-            ],
-            env=old_env(uri),
-            cwd=tmp_path,
-        )
+        again = old_compare(old_python, tmp_path, uri, str(tmp_path / "before.json"))
         assert " items compared: 0 differ " in again.stdout
         assert (
             run_command(old_predict(old_python), env=old_env(uri), cwd=tmp_path).stdout

@@ -34,6 +34,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import process_groups
+
 DEBIAN_RELEASE = "bookworm"
 CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
 
@@ -176,12 +178,7 @@ def stop_dockerd(docker: Docker) -> None:
             running = docker.run("ps", "-aq", check=False, timeout=30).stdout.split()
             if running:
                 docker.run("rm", "-f", *running, check=False, timeout=120)
-    with contextlib.suppress(ProcessLookupError, subprocess.TimeoutExpired):
-        os.killpg(docker.process.pid, signal.SIGTERM)
-        docker.process.wait(timeout=30)
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(docker.process.pid, signal.SIGKILL)
-    docker.process.wait(timeout=10)
+    process_groups.stop_process(docker.process, signal.SIGTERM, 30)
     # The containerd it started has a session of its own; a dockerd that stopped cleanly
     # stopped it too, else its pid file names it.
     containerd = docker.folder / "exec" / "containerd" / "containerd.pid"

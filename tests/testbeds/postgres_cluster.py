@@ -24,6 +24,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import process_groups
+
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
 
 
@@ -81,12 +83,7 @@ class Postgres:
         """PostgreSQL's "fast shutdown" (SIGINT): clients cut off, shared memory released."""
         if self.process is None:
             return
-        with contextlib.suppress(ProcessLookupError, subprocess.TimeoutExpired):
-            os.killpg(self.process.pid, signal.SIGINT)
-            self.process.wait(timeout=20)
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.process.pid, signal.SIGKILL)
-        self.process.wait(timeout=10)
+        process_groups.stop_process(self.process, signal.SIGINT, 20)
         self.process = None
 
 
