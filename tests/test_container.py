@@ -59,10 +59,12 @@ def one_line(result, code: int = 1) -> str:
     return lines[0]
 
 
-@pytest.fixture(scope="module")
+# Session-scoped (per worker, as the daemon is): xdist may run another module's test between two
+# of this module's, which would end a module-scoped fixture and build the image again.
+@pytest.fixture(scope="session")
 def built(docker, trained_store_db, tmp_path_factory):
     """A fresh store whose champion, version 1 (the forest), is built into an image, as the page
-    does it; the build's output and seconds. The images go with the module."""
+    does it; the build's output and seconds. The images go with the session."""
     store = store_from(trained_store_db, tmp_path_factory.mktemp("container"))
     store.env.update(DOCKER_HOST=docker.host, BUILD_FOLDER=str(store.root / "build"))
     assert store.call("register_model.py", "--run-name", "forest").returncode == 0

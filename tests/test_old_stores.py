@@ -324,16 +324,15 @@ def test_a_pickled_model_is_refused_then_relogged_in_skops_on_consent(old_projec
     client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{db}", registry_uri=f"sqlite:///{db}")
     version = client.get_model_version_by_alias(MODEL, "champion")
     assert str(version.version) == "3" and version.tags["relogged_from_version"] == "2"
-    # Each version's MLmodel, read from this store alone: no global tracking or registry URI
-    # is set, which would outlive the test in this worker.
-    info, old = (
-        mlflow.models.Model.load(
-            mlflow.artifacts.download_artifacts(
-                f"models:/{MODEL}/{number}/MLmodel", tracking_uri=f"sqlite:///{db}"
-            )
-        )
-        for number in (3, 2)
-    )
+    # Each version's MLmodel, read from this store alone (through `client`): no global tracking
+    # or registry URI is set, which would outlive the test in this worker.
+    mlmodels = {}
+    for number in ("3", "2"):
+        (tmp_path / f"v{number}").mkdir()
+        source = client.get_model_version_download_uri(MODEL, number)
+        folder = mlflow.artifacts.download_artifacts(source, dst_path=tmp_path / f"v{number}")
+        mlmodels[number] = mlflow.models.Model.load(folder)
+    info, old = mlmodels["3"], mlmodels["2"]
     old_signature = old.signature
     assert info.flavors["sklearn"]["serialization_format"] == "skops"
     assert info.flavors["sklearn"]["skops_trusted_types"]

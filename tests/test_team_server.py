@@ -339,7 +339,8 @@ def assert_replaced(client, orphan, synced_run_id: str) -> None:
 
 
 def test_no_server_is_one_line_in_seconds(tmp_path):
-    """Nothing listens at the URI: each script says so in one line, well within 10 s."""
+    """Nothing listens at the URI: each script says so in one line, in seconds (within 20 s on
+    two busy cores), not after MLflow's minutes of retries."""
     laptop = laptop_copy(tmp_path)
     uri = f"http://127.0.0.1:{free_port()}"
     env = {**base_env(), "MLFLOW_TRACKING_URI": uri}
@@ -354,7 +355,7 @@ def test_no_server_is_one_line_in_seconds(tmp_path):
     finally:
         for process in processes:
             stop_process_group(process)
-    assert time.monotonic() - started < 10
+    assert time.monotonic() - started < 20  # MLflow's default retries would take minutes
     for result in results:
         assert one_error_line(result) == (
             f"error: no tracking server answers at {uri} (connection refused): is it running, "

@@ -1,7 +1,7 @@
 """The team stack (team-server/team_stack.py): PostgreSQL, SeaweedFS and two tracking-server
 replicas behind HAProxy, started by its own command, as team-server/stack.md shows it.
 
-One stack serves the whole module (starting one costs about 25 s on two cores); each test logs
+One stack serves the whole module, per worker (starting one costs about 25 s on two cores); each test logs
 to an experiment of its own, and the faults restart what they broke with `team_stack.py start`.
 The tests run in file order: the last one backs up and restores the champion the first made.
 Clients get nothing but MLFLOW_TRACKING_URI (and no AWS_* variable); what they logged is
@@ -96,7 +96,9 @@ def port_is_free(port: int) -> bool:
         return sock.connect_ex(("127.0.0.1", port)) != 0
 
 
-@pytest.fixture(scope="module")
+# Session-scoped (per worker): xdist may run another module's test between two of this module's,
+# which would end a module-scoped stack and start another.
+@pytest.fixture(scope="session")
 def stack(tmp_path_factory):
     folder = tmp_path_factory.mktemp("team") / "stack"
     team = Stack(folder, free_port())
