@@ -372,6 +372,10 @@ class Track:
                 **self.shell(terminal),
                 stdout=out,
                 start_new_session=True,
+                # As in a terminal, whatever this test process ignores: a foreground command
+                # gets Ctrl-C. (An ignored SIGINT is inherited, and a Python server started with
+                # it ignored never sees KeyboardInterrupt: the webhook receiver did not stop.)
+                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
             )
         terminal.server = (process, log, block)
         deadline = time.monotonic() + SERVER_TIMEOUT
