@@ -70,8 +70,7 @@ port_free "$HOST" "$PORT"
 if [ "$ANSWER" = probabilities ]; then
     # The same checked version, saved again to answer predict_proba; checked again once saved.
     model_uri="${SERVED_FOLDER:-$repo/served}/$MODEL_NAME-v$version-port$PORT"
-    "$python" "$repo/predict.py" --model-name "$MODEL_NAME" --version "$version" \
-        --probabilities-model "$model_uri" >/dev/null || exit 1
+    probabilities_copy "$MODEL_NAME" "$version" "$model_uri"
 fi
 
 echo "Serving models:/$MODEL_NAME@$ALIAS (version $version) on http://$HOST:$PORT"

@@ -7,6 +7,7 @@
 #   use_store                  # exports MLFLOW_TRACKING_URI: mlflow.db at the repository root
 #   checked_version NAME ALIAS VERSION   # prints the version served, its MLmodel checked
 #   check_answer               # ANSWER is labels or probabilities
+#   probabilities_copy NAME VERSION FOLDER   # that version saved again to answer predict_proba
 #   port_free HOST PORT        # or one line naming the port
 #   need_docker                # docker on the PATH and a daemon that answers
 #
@@ -89,4 +90,11 @@ check_answer() {
         labels | probabilities) ;;
         *) echo "error: ANSWER must be labels or probabilities, got '$ANSWER'" >&2; exit 2 ;;
     esac
+}
+
+# The checked version saved again in FOLDER with MLflow's pyfunc_predict_fn="predict_proba"
+# (`predict.py --probabilities-model`), and that copy checked again once saved.
+probabilities_copy() {
+    "$python" "$tutorial_repo/predict.py" --model-name "$1" --version "$2" \
+        --probabilities-model "$3" >/dev/null || exit 1
 }

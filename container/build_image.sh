@@ -75,8 +75,7 @@ started=$SECONDS
 if [ "$ANSWER" = probabilities ]; then
     # The same checked version, saved again to answer predict_proba; checked again once saved.
     model_uri="$folder/probabilities-model"
-    "$python" "$repo/predict.py" --model-name "$MODEL_NAME" --version "$version" \
-        --probabilities-model "$model_uri" >/dev/null || exit 1
+    probabilities_copy "$MODEL_NAME" "$version" "$model_uri"
 fi
 echo "Building $image from models:/$MODEL_NAME/$version (checked); log in ${folder#"$PWD/"}/build.log"
 if ! mlflow models generate-dockerfile --model-uri "$model_uri" \
