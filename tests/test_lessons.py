@@ -3,10 +3,11 @@
 Each of those chapters ends with a short block (`<!-- docs-test: lesson -->`) that a reader
 pastes into the folder where the README's quickstart ran, with its `register_model.py` command
 (so that `champion` names version 1 there). The README's quickstart runs once per session in
-such a folder (`quickstart_folder`); each test runs its chapter's blocks as written in a copy of
-it, and checks what the reader would look at: the alias moved and moved back, the same
-predictions in-process and over HTTP, a weaker challenger refused and a better one promoted.
-Each output is clean and matches the text block the page shows after the block, if any.
+such a folder (`quickstart_folder`, in test_quickstart.py, which checks it); each test runs its
+chapter's blocks as written in a copy of it, and checks what the reader would look at: the
+alias moved and moved back, the same predictions in-process and over HTTP, a weaker
+challenger refused and a better one promoted. Each output is clean and matches the text block
+the page shows after the block, if any.
 """
 
 from __future__ import annotations
@@ -21,30 +22,22 @@ import mlflow
 import pytest
 from mlflow import MlflowClient
 from test_docs import LESSONS, Block, matches, page_blocks
-from test_quickstart import quickstart_block, quickstart_code
+from test_quickstart import (
+    quickstart_code,
+    quickstart_folder,  # noqa: F401 (the session's, made once for both)
+    reader_env,
+)
 
 from conftest import (
     PYTHON,
-    REPO,
     assert_clean,
-    base_env,
     free_port,
     run_command,
-    shared_folder,
     wait_for_http,
 )
 
 MODEL = "breast-cancer-classifier"
 STUMP = "RandomForestClassifier(n_estimators=1, max_depth=1, random_state=42)"
-
-
-def reader_env() -> dict[str, str]:
-    """A reader's shell in their own folder: the tutorial cloned at TUTORIAL, not on sys.path."""
-    env = base_env()
-    env.pop("PYTHONPATH", None)
-    env["TUTORIAL"] = str(REPO)
-    env["PYTHONUNBUFFERED"] = "1"  # prints and MLflow's lines in the order a terminal shows
-    return env
 
 
 def lessons(page: str) -> list[Block]:
@@ -57,23 +50,12 @@ def quickstart(folder: Path, code: str | None = None) -> None:
     assert_clean(run_command([PYTHON, "quickstart.py"], env=reader_env(), cwd=folder, timeout=180))
 
 
-@pytest.fixture(scope="session")
-def quickstart_folder(tmp_path_factory) -> Path:
-    """A folder where the README's quickstart ran, then its next command: champion version 1."""
-
-    def run_the_readme(folder):
-        quickstart(folder)
-        command = ["bash", "-c", quickstart_block("bash")]
-        assert_clean(run_command(command, env=reader_env(), cwd=folder))
-
-    return shared_folder(tmp_path_factory, "quickstart-folder", run_the_readme)
-
-
 @pytest.fixture
-def folder(quickstart_folder, tmp_path) -> Path:
+def folder(request, tmp_path) -> Path:
     """This test's own copy of the quickstart's folder (its store; the runs' artifacts stay in
     the shared folder, where the experiments' absolute artifact locations point)."""
-    return Path(shutil.copytree(quickstart_folder, tmp_path / "my project"))
+    shared = request.getfixturevalue("quickstart_folder")
+    return Path(shutil.copytree(shared, tmp_path / "my project"))
 
 
 def run_lesson(block: Block, folder: Path, name: str, env=None, exits=0, shown=True):
