@@ -49,10 +49,10 @@ def measure(bench: Bench):
             f"`run_image.sh` | {built} | {contained}",
         ],
         f"the image costs its build once ({build['s']:.0f} s and {size:.0f} MB here, most of it "
-        "the dependencies of `pip install mlflow`); it starts in about the time `serve_model.sh` "
-        "takes, since both import MLflow and load the model. Per request the two differ in more than "
-        "the container: the image's Python and the versions pip chose that day are not this "
-        "environment's (see the page), so measure your own image with wrk before you size for it.",
+        "the packages the model pins: MLflow and its dependencies); it starts in about the time "
+        "`serve_model.sh` takes, since both import MLflow and load the model. Its packages are the "
+        "versions the model was logged with, this environment's; its Python is the base's (here "
+        "the stand-in's, see the page), so measure your own image with wrk before you size for it.",
     )
 
 
