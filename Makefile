@@ -155,7 +155,7 @@ cat .train-1.log .train-2.log; rm -f .train-1.log .train-2.log; \
 endef
 
 ## test: the unit tests first (make test-unit), then the README, the quickstart and chapters 1-8
-## (with their tools, requirements/test.txt); about 13 minutes on two cores. The topic rooms have
+## (with their tools, requirements/test.txt); about 12 minutes on two cores. The topic rooms have
 ## their own targets, below.
 test: test-unit
 	python -m pytest -n 2 -m "not room and not unit"
